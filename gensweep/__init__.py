@@ -1,0 +1,3 @@
+"""gensweep: distributed training and ablation search of generative models on Ray."""
+
+__version__ = "0.1.0"

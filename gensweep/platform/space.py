@@ -1,0 +1,156 @@
+"""Search spaces as data: typed parameters with conditions, turned into Optuna or a grid.
+
+A parameter exists only when its parent choices select it: ``when: {reg: [r1, gp]}`` makes
+``reg_weight`` appear only for those regularizers. For Optuna this becomes a define-by-run
+space (``OptunaSearch(space=callable)``); for factorial ablations, a full grid.
+"""
+from __future__ import annotations
+
+import itertools
+import math
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+
+class _Param(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    when: dict[str, list[Any]] | None = Field(
+        None, description="exists only when every named parent parameter takes one of the listed values"
+    )
+
+    def active(self, chosen: dict[str, Any]) -> bool:
+        return all(k in chosen and chosen[k] in v for k, v in (self.when or {}).items())
+
+
+class Categorical(_Param):
+    type: Literal["categorical"] = "categorical"
+    choices: list[Any] = Field(min_length=1)
+
+    def suggest(self, trial, name: str) -> Any:
+        return trial.suggest_categorical(name, self.choices)
+
+    def grid(self) -> list[Any]:
+        return list(self.choices)
+
+
+class Uniform(_Param):
+    type: Literal["uniform", "loguniform"]
+    low: float
+    high: float
+
+    @model_validator(mode="after")
+    def _range(self):
+        if not self.low < self.high:
+            raise ValueError(f"low ({self.low}) must be < high ({self.high})")
+        if self.type == "loguniform" and self.low <= 0:
+            raise ValueError(f"loguniform needs low > 0, got {self.low}")
+        return self
+
+    def suggest(self, trial, name: str) -> float:
+        return trial.suggest_float(name, self.low, self.high, log=self.type == "loguniform")
+
+    def grid(self) -> list[Any]:
+        raise ValueError(f"a grid needs categorical parameters; {self.type} has no finite levels")
+
+
+class Integer(_Param):
+    type: Literal["int"]
+    low: int
+    high: int
+    step: int = Field(1, ge=1)
+    log: bool = False
+
+    @model_validator(mode="after")
+    def _range(self):
+        if not self.low <= self.high:
+            raise ValueError(f"low ({self.low}) must be <= high ({self.high})")
+        return self
+
+    def suggest(self, trial, name: str) -> int:
+        return trial.suggest_int(name, self.low, self.high, step=self.step, log=self.log)
+
+    def grid(self) -> list[Any]:
+        return list(range(self.low, self.high + 1, self.step))
+
+
+Param = Annotated[Union[Categorical, Uniform, Integer], Field(discriminator="type")]
+
+
+class SearchSpace(BaseModel):
+    """Ordered parameters; a condition may only name parameters defined before it."""
+
+    model_config = ConfigDict(extra="forbid")
+    params: dict[str, Param] = Field(default_factory=dict)
+
+    @field_validator("params", mode="before")
+    @classmethod
+    def _shorthand(cls, v: Any) -> Any:
+        # A bare list is shorthand for a categorical parameter.
+        if isinstance(v, dict):
+            return {k: ({"type": "categorical", "choices": p} if isinstance(p, list) else p) for k, p in v.items()}
+        return v
+
+    @model_validator(mode="after")
+    def _conditions_refer_back(self):
+        seen: list[str] = []
+        for name, p in self.params.items():
+            for parent, values in (p.when or {}).items():
+                if parent not in seen:
+                    raise ValueError(
+                        f"params.{name}.when names {parent!r}, which is not a parameter defined before it"
+                        f" (defined so far: {seen or 'none'})"
+                    )
+                parent_p = self.params[parent]
+                if isinstance(parent_p, Categorical):
+                    bad = [x for x in values if x not in parent_p.choices]
+                    if bad:
+                        raise ValueError(
+                            f"params.{name}.when.{parent} lists {bad}, not among {parent}'s choices {parent_p.choices}"
+                        )
+            seen.append(name)
+        return self
+
+    def names(self) -> list[str]:
+        return list(self.params)
+
+    def define_by_run(self):
+        """An Optuna define-by-run function suggesting only the active parameters."""
+        params = self.params
+
+        def space(trial) -> None:
+            chosen: dict[str, Any] = {}
+            for name, p in params.items():
+                if p.active(chosen):
+                    chosen[name] = p.suggest(trial, name)
+            return None
+
+        return space
+
+    def grid(self) -> list[dict[str, Any]]:
+        """Every combination of levels, conditional parameters expanded only where active."""
+        cells: list[dict[str, Any]] = [{}]
+        for name, p in self.params.items():
+            nxt: list[dict[str, Any]] = []
+            for cell in cells:
+                if p.active(cell):
+                    nxt.extend({**cell, name: level} for level in p.grid())
+                else:
+                    nxt.append(cell)
+            cells = nxt
+        return cells
+
+    def size(self) -> float:
+        try:
+            return float(len(self.grid()))
+        except ValueError:
+            return math.inf
+
+    def choices_of(self, name: str) -> list[Any]:
+        p = self.params[name]
+        return p.grid() if not isinstance(p, Uniform) else [p.low, p.high]
+
+
+def with_replicates(cells: list[dict[str, Any]], seeds: list[int]) -> list[dict[str, Any]]:
+    """Seeds as a replicate axis: every cell once per seed (same budget for every cell)."""
+    return [{**cell, "seed": s} for cell, s in itertools.product(cells, seeds)]

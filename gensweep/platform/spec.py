@@ -1,0 +1,214 @@
+"""The experiment spec: one typed, validated YAML document per sweep.
+
+A bad field fails here, naming the field and the allowed values, before Ray starts.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from gensweep import search_spaces
+from gensweep.platform.space import Categorical, SearchSpace, Integer
+from gensweep.trainables.families import FAMILIES
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class SearchConfig(_Strict):
+    algorithm: Literal["optuna-tpe", "random", "grid"] = "optuna-tpe"
+    num_trials: int = Field(6, ge=1, description="ignored by grid (the grid size decides)")
+    max_concurrent: int = Field(2, ge=1)
+    metric: str = "fid"
+    mode: Literal["min", "max"] = "min"
+    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1, description="grid: replicate axis")
+    optuna_storage: str | None = Field(None, description="SQLAlchemy URL for the Optuna study")
+
+
+class SchedulerConfig(_Strict):
+    kind: Literal["asha", "none"] = "asha"
+    grace_period: int = Field(1, ge=1, description="evaluations before a trial can be stopped")
+    reduction_factor: float = Field(2.0, gt=1.0)
+
+
+class ResourcesConfig(_Strict):
+    workers: int = Field(1, ge=1, description="Ray Train workers per trial")
+    cpus_per_worker: float = Field(1.0, gt=0.0)
+    gpus_per_worker: float = Field(0.0, ge=0.0, description="fractions pack several trials on a GPU")
+
+
+class StorageConfig(_Strict):
+    endpoint_url: str | None = None
+    region: str | None = None
+    profile: str | None = None
+
+
+class DataConfig(_Strict):
+    source: str = Field("mnist", description="'mnist', an image folder, a .npz/.npy file, or torchvision:NAME")
+    uri: str | None = Field(None, description="prepared dataset; default: <results.root>/datasets/<source>-<res>")
+    resolution: int = Field(32, ge=4)
+    channels: Literal[1, 3] = 1
+    resize: Literal["pad", "resize", "center-crop"] = "pad"
+    fraction: float = Field(1.0, gt=0.0, le=1.0)
+    seed: int = 0
+    hflip: bool = False
+    bad_records: Literal["fail", "skip"] = "fail"
+    storage: StorageConfig | None = None
+
+
+class EvalConfig(_Strict):
+    backbone: str = "mnist-lenet"
+    num_samples: int = Field(1000, ge=2)
+    ref_samples: int | None = Field(None, ge=2, description="real images for reference statistics; None: all")
+    batch_size: int = Field(250, ge=1)
+    metrics: list[Literal["fid", "kid", "pr", "is"]] = Field(default_factory=lambda: ["fid"], min_length=1)
+    latent_seed: int = 1234
+
+
+class ResultsConfig(_Strict):
+    root: str = Field("./gensweep_results", description="local path or s3://bucket/prefix")
+
+
+class ExperimentSpec(_Strict):
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+    family: str = "gan"
+    seed: int = 0
+    trainable: dict[str, Any] = Field(default_factory=dict, description="fixed settings of the trainable")
+    space: SearchSpace = Field(default_factory=SearchSpace)
+    search: SearchConfig = Field(default_factory=SearchConfig)
+    scheduler: SchedulerConfig = Field(default_factory=SchedulerConfig)
+    resources: ResourcesConfig = Field(default_factory=ResourcesConfig)
+    data: DataConfig = Field(default_factory=DataConfig)
+    eval: EvalConfig = Field(default_factory=EvalConfig)
+    results: ResultsConfig = Field(default_factory=ResultsConfig)
+
+    @field_validator("family")
+    @classmethod
+    def _family(cls, v: str) -> str:
+        FAMILIES.entry(v)
+        return v
+
+    @field_validator("space", mode="before")
+    @classmethod
+    def _load_space(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            return {"params": search_spaces.load(v)["params"]}
+        if isinstance(v, dict) and "params" not in v:
+            return {"params": v}
+        return v
+
+    @model_validator(mode="after")
+    def _check_against_family(self):
+        cfg_model = FAMILIES.get(self.family).config
+        fields = set(cfg_model.model_fields)
+        for key in self.trainable:
+            if key not in fields:
+                raise ValueError(f"trainable.{key}: unknown setting for family {self.family!r}; allowed: {', '.join(sorted(fields))}")
+        for key in self.space.params:
+            if key not in fields:
+                raise ValueError(f"space.{key}: unknown parameter for family {self.family!r}; allowed: {', '.join(sorted(fields))}")
+            if key in self.trainable:
+                raise ValueError(f"space.{key}: also fixed in trainable.{key}; a setting is either fixed or searched")
+        base = self.trial_defaults()
+        _validate_config(cfg_model, base, "trainable")
+        for key, p in self.space.params.items():
+            if isinstance(p, (Categorical, Integer)):
+                levels = p.grid()
+            else:
+                levels = [p.low, p.high]
+            for level in levels:
+                _validate_config(cfg_model, {**base, key: level}, f"space.{key}", level)
+        if self.search.algorithm == "grid":
+            try:
+                self.space.grid()
+            except ValueError as e:
+                raise ValueError(f"search.algorithm: grid: {e}") from None
+            if self.scheduler.kind != "none":
+                raise ValueError(
+                    f"scheduler.kind: {self.scheduler.kind!r} stops cells early, but a factorial grid gives every"
+                    " cell the same budget; use 'none'"
+                )
+        return self
+
+    def trial_defaults(self) -> dict[str, Any]:
+        """Fixed settings plus what the data and eval sections imply for the trainable."""
+        cfg_fields = FAMILIES.get(self.family).config.model_fields
+        implied = {"resolution": self.data.resolution, "channels": self.data.channels, "seed": self.seed}
+        return {**{k: v for k, v in implied.items() if k in cfg_fields}, **self.trainable}
+
+    def resolve_trial(self, sampled: dict[str, Any]) -> dict[str, Any]:
+        """The full, validated trainable config of one trial."""
+        cfg_model = FAMILIES.get(self.family).config
+        return cfg_model.model_validate({**self.trial_defaults(), **sampled}).model_dump()
+
+    def max_evals(self) -> int:
+        cfg = FAMILIES.get(self.family).config.model_validate(self.trial_defaults())
+        steps, every = getattr(cfg, "steps"), getattr(cfg, "eval_every")
+        return -(-steps // every)
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
+
+
+class SpecError(ValueError):
+    """A spec that cannot run; the message names the field."""
+
+
+def _validate_config(model: type[BaseModel], values: dict[str, Any], where: str, level: Any = None) -> None:
+    try:
+        model.model_validate(values)
+    except ValidationError as e:
+        msgs = []
+        for err in e.errors():
+            loc = ".".join(str(x) for x in err["loc"])
+            msg = err["msg"].removeprefix("Value error, ")
+            if level is None:
+                msgs.append(f"{where}.{loc}: {msg}")
+            else:
+                msgs.append(f"{where}: level {level!r}: {msg}")
+        raise ValueError("; ".join(msgs)) from None
+
+
+def parse_spec(data: dict[str, Any]) -> ExperimentSpec:
+    if not isinstance(data, dict):
+        raise SpecError(f"a spec must be a YAML mapping, got {type(data).__name__}")
+    try:
+        return ExperimentSpec.model_validate(data)
+    except ValidationError as e:
+        raise SpecError(format_errors(e)) from None
+
+
+def format_errors(e: ValidationError) -> str:
+    lines = []
+    for err in e.errors():
+        loc = ".".join(str(x) for x in err["loc"] if not str(x).startswith("function-after"))
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            msg = "unknown field"
+        elif err["type"] == "literal_error" and "expected" in err.get("ctx", {}):
+            msg = f"must be one of {err['ctx']['expected']}"
+        lines.append(f"{loc}: {msg}" if loc else msg)
+    return "invalid spec:\n  " + "\n  ".join(lines)
+
+
+def load_spec(path: str | Path) -> ExperimentSpec:
+    try:
+        text = Path(path).read_text()
+    except OSError as e:
+        raise SpecError(f"cannot read spec {path}: {e.strerror}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise SpecError(f"spec {path} is not valid YAML: {e}") from None
+    return parse_spec(data)
+
+
+def default_spec() -> ExperimentSpec:
+    from importlib import resources
+
+    text = (resources.files("gensweep.platform") / "default_spec.yaml").read_text()
+    return parse_spec(yaml.safe_load(text))

@@ -1,0 +1,1 @@
+"""GAN trainable: registered losses, regularizers, architectures, augmentations and the phase loop."""

@@ -1,0 +1,66 @@
+"""Adversarial losses: each maps (real_logits, fake_logits) to the D loss and the G loss.
+
+One signature for all: ``d(real, fake)`` and ``g(real, fake)``, logits of shape [N] or [N, 1].
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+
+from gensweep.trainables.registry import Registry
+
+Tensor = torch.Tensor
+
+
+@dataclass(frozen=True)
+class AdversarialLoss:
+    d: Callable[[Tensor, Tensor], Tensor]
+    g: Callable[[Tensor, Tensor], Tensor]
+
+
+LOSSES: Registry[AdversarialLoss] = Registry("adversarial loss")
+
+
+def _register(name: str, ref: str, d, g) -> None:
+    LOSSES.register(name, ref=ref)(AdversarialLoss(d=d, g=g))
+
+
+_register(
+    "ns",
+    "Goodfellow et al. 2014, Generative Adversarial Nets (non-saturating G loss)",
+    lambda r, f: F.softplus(-r).mean() + F.softplus(f).mean(),
+    lambda r, f: F.softplus(-f).mean(),
+)
+_register(
+    "minimax",
+    "Goodfellow et al. 2014, Generative Adversarial Nets (original saturating minimax)",
+    lambda r, f: F.softplus(-r).mean() + F.softplus(f).mean(),
+    lambda r, f: -F.softplus(f).mean(),
+)
+_register(
+    "hinge",
+    "Lim & Ye 2017, Geometric GAN; Miyato et al. 2018 (hinge loss)",
+    lambda r, f: F.relu(1.0 - r).mean() + F.relu(1.0 + f).mean(),
+    lambda r, f: -f.mean(),
+)
+_register(
+    "wgan",
+    "Arjovsky et al. 2017, Wasserstein GAN",
+    lambda r, f: f.mean() - r.mean(),
+    lambda r, f: -f.mean(),
+)
+_register(
+    "lsgan",
+    "Mao et al. 2017, Least Squares Generative Adversarial Networks",
+    lambda r, f: 0.5 * ((r - 1.0) ** 2).mean() + 0.5 * (f**2).mean(),
+    lambda r, f: 0.5 * ((f - 1.0) ** 2).mean(),
+)
+_register(
+    "rpgan",
+    "Jolicoeur-Martineau 2019, The relativistic discriminator (relativistic pairing)",
+    lambda r, f: F.softplus(-(r - f)).mean(),
+    lambda r, f: F.softplus(-(f - r)).mean(),
+)

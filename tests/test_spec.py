@@ -1,0 +1,97 @@
+"""The spec rejects bad input before Ray starts, naming the field."""
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from gensweep.platform.spec import SpecError, default_spec, load_spec, parse_spec
+
+BASE = {"name": "t"}
+
+# (spec overrides, text that must appear in the error)
+MALFORMED = [
+    ({"bogus": 1}, "bogus: unknown field"),
+    ({"family": "vae"}, "family: unknown trainable family 'vae'; allowed: gan"),
+    ({"name": "has spaces"}, "name:"),
+    ({"trainable": {"loss": "foo"}}, "trainable.loss: unknown adversarial loss 'foo'; allowed:"),
+    ({"trainable": {"steps": 0}}, "trainable.steps:"),
+    ({"trainable": {"widht": 32}}, "trainable.widht: unknown setting for family 'gan'"),
+    ({"space": {"loss": ["ns", "nope"]}}, "space.loss: level 'nope': unknown adversarial loss"),
+    ({"space": {"lr": {"type": "loguniform", "low": 0, "high": 1}}}, "loguniform needs low > 0"),
+    ({"space": {"lr": {"type": "uniform", "low": 0.5, "high": 0.1}}}, "low (0.5) must be < high (0.1)"),
+    ({"space": {"lr": {"type": "uniform", "low": 0.1, "high": 2.0}}}, "space.lr: level 2.0"),
+    ({"space": {"lr": {"type": "normal", "low": 0.1, "high": 0.2}}}, "space.params.lr"),
+    ({"space": {"reg_weight": {"type": "uniform", "low": 0.1, "high": 1, "when": {"reg": ["r1"]}}}},
+     "names 'reg', which is not a parameter defined before it"),
+    ({"space": {"reg": ["r1", "none"], "reg_weight": {"type": "uniform", "low": 0.1, "high": 1, "when": {"reg": ["gp"]}}}},
+     "lists ['gp'], not among reg's choices"),
+    ({"space": {"bogus_param": [1, 2]}}, "space.bogus_param: unknown parameter"),
+    ({"trainable": {"lr": 0.1}, "space": {"lr": {"type": "uniform", "low": 0.1, "high": 0.2}}}, "space.lr: also fixed"),
+    ({"search": {"algorithm": "bayes"}}, "search.algorithm: must be one of"),
+    ({"search": {"num_trials": 0}}, "search.num_trials:"),
+    ({"search": {"algorithm": "grid"}, "space": {"lr": {"type": "uniform", "low": 0.1, "high": 0.2}}},
+     "search.algorithm: grid: a grid needs categorical parameters"),
+    ({"search": {"algorithm": "grid"}, "space": {"loss": ["ns"]}}, "scheduler.kind: 'asha' stops cells early"),
+    ({"scheduler": {"kind": "pbt2"}}, "scheduler.kind: must be one of"),
+    ({"scheduler": {"reduction_factor": 1}}, "scheduler.reduction_factor:"),
+    ({"resources": {"workers": 0}}, "resources.workers:"),
+    ({"resources": {"cpus_per_worker": -1}}, "resources.cpus_per_worker:"),
+    ({"data": {"channels": 2}}, "data.channels:"),
+    ({"data": {"fraction": 1.5}}, "data.fraction:"),
+    ({"eval": {"metrics": ["fid", "lpips"]}}, "eval.metrics.1:"),
+    ({"eval": {"num_samples": 1}}, "eval.num_samples:"),
+    ({"data": {"resolution": 32, "bogus": True}}, "data.bogus: unknown field"),
+]
+
+
+@pytest.mark.parametrize("override,expected", MALFORMED, ids=[e for _, e in MALFORMED])
+def test_malformed_spec_names_the_field(override, expected):
+    with pytest.raises(SpecError) as info:
+        parse_spec({**BASE, **override})
+    assert expected in str(info.value)
+
+
+def test_spec_must_be_a_mapping():
+    with pytest.raises(SpecError, match="must be a YAML mapping"):
+        parse_spec(["not", "a", "mapping"])
+
+
+def test_yaml_errors_and_missing_files(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: [unclosed")
+    with pytest.raises(SpecError, match="not valid YAML"):
+        load_spec(bad)
+    with pytest.raises(SpecError, match="cannot read spec"):
+        load_spec(tmp_path / "missing.yaml")
+
+
+def test_yaml_is_loaded_safely(tmp_path):
+    evil = tmp_path / "evil.yaml"
+    evil.write_text("name: !!python/object/apply:os.system ['echo pwned']\n")
+    with pytest.raises(SpecError, match="not valid YAML"):
+        load_spec(evil)
+
+
+def test_default_spec_resolves_and_roundtrips(tmp_path):
+    spec = default_spec()
+    assert spec.search.num_trials >= 6 and spec.search.max_concurrent == 2
+    assert {"loss", "reg", "lr"} <= set(spec.space.names())
+    path = tmp_path / "spec.yaml"
+    path.write_text(spec.to_yaml())
+    assert load_spec(path) == spec
+
+
+def test_resolve_trial_merges_fixed_implied_and_sampled():
+    spec = parse_spec({"name": "t", "seed": 7, "data": {"resolution": 28}, "trainable": {"width": 16},
+                       "space": {"loss": ["hinge"]}})
+    cfg = spec.resolve_trial({"loss": "hinge"})
+    assert cfg["resolution"] == 28 and cfg["seed"] == 7 and cfg["width"] == 16 and cfg["loss"] == "hinge"
+    assert cfg["lr"] == 2e-4  # the family default fills the rest
+
+
+def test_shipped_space_by_name_and_yaml_shorthand(tmp_path):
+    spec = parse_spec({"name": "t", "space": "gan-quick"})
+    assert "reg_weight" in spec.space.names()
+    text = yaml.safe_dump({"name": "t", "space": {"loss": ["ns", "hinge"]}})
+    (tmp_path / "s.yaml").write_text(text)
+    assert load_spec(tmp_path / "s.yaml").space.params["loss"].choices == ["ns", "hinge"]
