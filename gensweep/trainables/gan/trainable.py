@@ -48,6 +48,7 @@ class GanState:
         self.reg_state: dict = {}
         self.step = 0
         self.epoch = 0
+        self.batch_in_epoch = 0  # batches of the current epoch already trained on
 
     def nets(self) -> dict[str, nn.Module]:
         return {"G": self.G, "D": self.D}
@@ -65,6 +66,7 @@ class GanState:
             "reg_state": self.reg_state,
             "step": self.step,
             "epoch": self.epoch,
+            "batch_in_epoch": self.batch_in_epoch,
             "rng": rng_state(),
             "config": self.cfg.model_dump(),
         }
@@ -79,6 +81,7 @@ class GanState:
         self.reg_state.update(state.get("reg_state") or {})
         self.step = int(state["step"])
         self.epoch = int(state["epoch"])
+        self.batch_in_epoch = int(state.get("batch_in_epoch", 0))
         set_rng_state(state["rng"])
 
     @torch.no_grad()
@@ -149,8 +152,11 @@ def train_gan(ctx: TrialContext) -> dict[str, Any]:
     last: dict[str, Any] = {}
     while st.step < cfg.steps:
         seen = 0
-        for batch in ctx.epoch_batches(st.epoch):
+        for i, batch in enumerate(ctx.epoch_batches(st.epoch)):
             seen += 1
+            if i < st.batch_in_epoch:  # resumed mid-epoch: skip what was already trained on
+                continue
+            st.batch_in_epoch = i + 1
             real = batch["image"].to(device, non_blocking=True)
             labels = batch["label"].to(device) if cfg.num_classes else None
             inp = StepInputs(real=real, labels=labels, z_fn=z_fn)
@@ -186,6 +192,7 @@ def train_gan(ctx: TrialContext) -> dict[str, Any]:
             if seen == 0:
                 raise RuntimeError(f"epoch {st.epoch} gave no batch: the data shard is empty or smaller than a batch")
             st.epoch += 1
+            st.batch_in_epoch = 0
     return last
 
 
