@@ -114,18 +114,9 @@ class SearchSpace(BaseModel):
     def names(self) -> list[str]:
         return list(self.params)
 
-    def define_by_run(self):
+    def define_by_run(self) -> "DefineByRun":
         """An Optuna define-by-run function suggesting only the active parameters."""
-        params = self.params
-
-        def space(trial) -> None:
-            chosen: dict[str, Any] = {}
-            for name, p in params.items():
-                if p.active(chosen):
-                    chosen[name] = p.suggest(trial, name)
-            return None
-
-        return space
+        return DefineByRun(self)
 
     def grid(self) -> list[dict[str, Any]]:
         """Every combination of levels, conditional parameters expanded only where active."""
@@ -149,6 +140,20 @@ class SearchSpace(BaseModel):
     def choices_of(self, name: str) -> list[Any]:
         p = self.params[name]
         return p.grid() if not isinstance(p, Uniform) else [p.low, p.high]
+
+
+class DefineByRun:
+    """Picklable define-by-run space (Tune checkpoints the searcher, function and all)."""
+
+    def __init__(self, space: SearchSpace):
+        self.space = space
+
+    def __call__(self, trial) -> None:
+        chosen: dict[str, Any] = {}
+        for name, p in self.space.params.items():
+            if p.active(chosen):
+                chosen[name] = p.suggest(trial, name)
+        return None
 
 
 def with_replicates(cells: list[dict[str, Any]], seeds: list[int]) -> list[dict[str, Any]]:
