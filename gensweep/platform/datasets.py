@@ -1,0 +1,43 @@
+"""Make sure the spec's dataset is prepared (once) and return its URI."""
+from __future__ import annotations
+
+import hashlib
+import re
+
+from filelock import FileLock
+
+from gensweep.platform.data import DatasetNotFoundError, StorageOptions, ensure_mnist, load_manifest, prepare
+from gensweep.platform.data.storage import is_local, join_uri, resolve
+
+
+def storage_of(data) -> StorageOptions:
+    return StorageOptions(**(data.storage.model_dump() if data.storage else {}))
+
+
+def default_uri(data, root: str) -> str:
+    base = re.sub(r"[^A-Za-z0-9]+", "-", data.source.rsplit("/", 1)[-1]).strip("-").lower() or "data"
+    opts = f"{data.source}|{data.resolution}|{data.channels}|{data.resize}|{data.fraction}|{data.seed}"
+    return join_uri(root, "datasets", f"{base}-{data.resolution}px-{hashlib.sha256(opts.encode()).hexdigest()[:8]}")
+
+
+def ensure_dataset(data, root: str) -> str:
+    storage = storage_of(data)
+    if data.uri:
+        try:
+            load_manifest(data.uri, storage)
+            return data.uri
+        except DatasetNotFoundError:
+            pass
+    elif data.source == "mnist" and data.fraction == 1.0:
+        return ensure_mnist(root, data.resolution, channels=data.channels, resize=data.resize, storage=storage)
+    uri = data.uri or default_uri(data, root)
+    kwargs = dict(resolution=data.resolution, channels=data.channels, resize=data.resize,
+                  fraction=data.fraction, seed=data.seed, storage=storage)
+    if is_local(uri):
+        fs, path = resolve(uri)
+        fs.create_dir(path, recursive=True)
+        with FileLock(path.rstrip("/") + ".lock"):
+            prepare(data.source, uri, **kwargs)
+    else:
+        prepare(data.source, uri, **kwargs)
+    return uri

@@ -1,0 +1,88 @@
+"""Terminal output: the leaderboard at the end of a sweep and the `gensweep results` commands."""
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+import pandas as pd
+
+from gensweep.platform.results import ResultsStore, export, format_table, leaderboard, list_experiments, load_metrics
+
+CONFIG_PREFIX = "config/"
+
+
+def _config_summary(row: pd.Series) -> str:
+    parts = []
+    for col, value in row.items():
+        if not str(col).startswith(CONFIG_PREFIX) or value is None or (isinstance(value, float) and pd.isna(value)):
+            continue
+        key = str(col)[len(CONFIG_PREFIX):]
+        parts.append(f"{key}={value:.3g}" if isinstance(value, float) else f"{key}={value}")
+    return " ".join(parts)
+
+
+def board_table(store: ResultsStore | str, experiment: str, metric: str = "fid", mode: str = "min") -> pd.DataFrame:
+    """trial, config, best metric, steps, status, sample grid: what a person reads at the end."""
+    board = leaderboard(store, experiment, metric=metric, mode=mode)
+    if board.empty:
+        return board
+    metrics = load_metrics(store, experiment)
+    grids: dict[str, Any] = {}
+    if "sample_grid" in metrics.columns:
+        last = metrics.dropna(subset=["sample_grid"]).groupby("trial_id")["sample_grid"].last()
+        grids = last.to_dict()
+    backbone = {}
+    if "backbone" in metrics.columns:
+        backbone = metrics.dropna(subset=["backbone"]).groupby("trial_id")["backbone"].last().to_dict()
+    return pd.DataFrame(
+        {
+            "trial": board["trial_id"],
+            "config": board.apply(_config_summary, axis=1),
+            f"best {metric}": board[f"best_{metric}"],
+            "backbone": board["trial_id"].map(backbone),
+            "steps": board["last_step"],
+            "status": board["status"],
+            "sample grid": board["trial_id"].map(grids),
+        }
+    )
+
+
+def print_outcome(outcome) -> None:
+    table = board_table(outcome.results_root, outcome.experiment)
+    print()
+    print(f"Leaderboard of {outcome.experiment} ({outcome.wall_time_s:.0f} s wall):")
+    print(format_table(table) if not table.empty else "  (no trial reported)")
+    print(f"\nResults store: {outcome.results_root}   (gensweep results --root {outcome.results_root} show {outcome.experiment})")
+
+
+def resolve_experiment(store: ResultsStore, name: str) -> str:
+    """An experiment id, or a spec name meaning its latest run."""
+    names = store.experiments()
+    if name in names:
+        return name
+    runs = sorted(n for n in names if n.startswith(name + "-") and n[len(name) + 1 :][:1].isdigit())
+    if not runs:
+        raise KeyError(f"no experiment {name!r} in the store; known: {', '.join(names) or 'none'}")
+    return runs[-1]
+
+
+def results_command(args: argparse.Namespace) -> int:
+    store = ResultsStore.open(args.root)
+    try:
+        if args.results_command == "ls":
+            df = list_experiments(store)
+            print(format_table(df) if not df.empty else "no experiments")
+            return 0
+        experiment = resolve_experiment(store, args.experiment)
+        if args.results_command == "show":
+            table = board_table(store, experiment, metric=args.metric, mode=args.mode)
+            print(f"Leaderboard of {experiment}:")
+            print(format_table(table) if not table.empty else "  (no trial reported)")
+            return 0
+        export(store, experiment, args.output, fmt=args.format)
+        print(f"wrote {args.output}")
+        return 0
+    except KeyError as e:
+        print(f"gensweep: {e.args[0]}", file=sys.stderr)
+        return 2

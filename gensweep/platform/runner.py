@@ -1,0 +1,172 @@
+"""Run a sweep: prepare data and reference statistics once, then Tune x Train."""
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional
+
+from gensweep.platform.spec import ExperimentSpec
+
+# Ray Train V2 polls worker health every 2 s by default, and `ray.train.report` waits for
+# that poll; a short interval keeps per-report latency low (see README, "Per-trial cost").
+_RAY_ENV_DEFAULTS = {
+    "RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": "0.1",
+    "RAY_DEDUP_LOGS": "0",
+}
+
+
+@dataclass
+class SweepOutcome:
+    experiment: str
+    results_root: str
+    wall_time_s: float
+    leaderboard: Any  # pandas.DataFrame
+    num_errors: int
+
+
+def experiment_id(spec: ExperimentSpec, now: Optional[_dt.datetime] = None) -> str:
+    now = now or _dt.datetime.now(_dt.timezone.utc)
+    return f"{spec.name}-{now.strftime('%Y%m%d-%H%M%S')}"
+
+
+def absolute_root(root: str) -> str:
+    return root if "://" in root else str(Path(root).expanduser().resolve())
+
+
+def start_ray(address: Optional[str] = None, num_cpus: Optional[int] = None) -> None:
+    import ray
+
+    for k, v in _RAY_ENV_DEFAULTS.items():
+        os.environ.setdefault(k, v)
+    if ray.is_initialized():
+        return
+    if address:
+        info = ray.init(address=address)
+    else:
+        # A local instance binds its dashboard to loopback only.
+        info = ray.init(num_cpus=num_cpus, include_dashboard=True, dashboard_host="127.0.0.1")
+    url = getattr(info, "dashboard_url", None)
+    if url:
+        print(f"[gensweep] Ray dashboard: http://{url}", flush=True)
+
+
+@dataclass
+class SweepSetup:
+    """What every trial of a sweep shares: prepared once, before the first trial starts."""
+
+    experiment: str
+    root: str
+    plan: Any  # TrialPlan
+    dataset: Any  # a materialized ray.data.Dataset, or None to stream per trial
+
+
+def setup_sweep(spec: ExperimentSpec, experiment: str, address: Optional[str] = None,
+                num_cpus: Optional[int] = None) -> SweepSetup:
+    """Prepare the dataset and reference statistics once, start Ray, share the dataset."""
+    from gensweep.platform.datasets import ensure_dataset
+    from gensweep.platform.evaluation import prepare_reference
+    from gensweep.platform.trial import TrialPlan
+
+    root = absolute_root(spec.results.root)
+    print(f"[gensweep] experiment {experiment}; results under {root}", flush=True)
+    dataset_uri = ensure_dataset(spec.data, root)
+    eval_runtime = prepare_reference(spec, dataset_uri, root)
+    print(f"[gensweep] dataset {dataset_uri}; reference statistics {eval_runtime['refstats_key']}"
+          f" ({'computed' if eval_runtime['computed'] else 'reused'})", flush=True)
+    start_ray(address, num_cpus)
+    plan = TrialPlan(
+        spec_json=spec.model_dump_json(),
+        experiment=experiment,
+        dataset_uri=dataset_uri,
+        eval_runtime=eval_runtime,
+        artifacts_root=f"{root}/artifacts",
+        train_storage_path=train_storage_path(root),
+    )
+    return SweepSetup(experiment, root, plan, shared_dataset(spec, dataset_uri))
+
+
+def run_sweep(
+    spec: ExperimentSpec,
+    *,
+    address: Optional[str] = None,
+    experiment: Optional[str] = None,
+    num_cpus: Optional[int] = None,
+    verbose: int = 1,
+) -> SweepOutcome:
+    from ray import tune
+
+    from gensweep.platform.progress import progress_reporter
+    from gensweep.platform.results import ResultsCallback, leaderboard
+    from gensweep.platform.search import SCHEDULERS, SEARCHERS, optuna_storage
+    from gensweep.platform.trial import run_trial
+
+    t0 = time.perf_counter()
+    setup = setup_sweep(spec, experiment or experiment_id(spec), address, num_cpus)
+    root, exp = setup.root, setup.experiment
+    storage_url = spec.search.optuna_storage or (f"sqlite:///{root}/optuna.db" if "://" not in root else None)
+    search = SEARCHERS.get(spec.search.algorithm)(spec, optuna_storage(storage_url), exp)
+    trainable = tune.with_resources(
+        tune.with_parameters(run_trial, plan=setup.plan, dataset=setup.dataset), {"CPU": 0.01}
+    )
+    tuner = tune.Tuner(
+        trainable,
+        param_space=search.param_space,
+        tune_config=tune.TuneConfig(
+            search_alg=search.search_alg,
+            scheduler=SCHEDULERS.get(spec.scheduler.kind)(spec),
+            num_samples=search.num_samples,
+            max_concurrent_trials=spec.search.max_concurrent,
+            metric=spec.search.metric,
+            mode=spec.search.mode,
+        ),
+        run_config=tune.RunConfig(
+            name=exp,
+            storage_path=train_storage_path(root),
+            callbacks=[ResultsCallback(root, exp, flatten_config=flatten_trial_config, spec=spec.to_yaml(), seed=spec.seed)],
+            progress_reporter=progress_reporter(spec),
+            verbose=verbose,
+        ),
+    )
+    grid = tuner.fit()
+    errors = sum(1 for r in grid if r.error is not None)
+    board = leaderboard(root, exp, metric=spec.search.metric, mode=spec.search.mode)
+    return SweepOutcome(exp, root, time.perf_counter() - t0, board, errors)
+
+
+# Datasets up to this decoded size are read once by the driver and shared by every trial.
+MATERIALIZE_MAX_BYTES = 2 * 1024**3
+
+
+def shared_dataset(spec: ExperimentSpec, dataset_uri: str):
+    """The prepared dataset read once and kept in the object store, when it is small enough.
+
+    Sharing it means no trial re-reads or re-decodes the Parquet shards, and no Ray Data read
+    task has to wait for a CPU while every CPU is held by training workers. Larger datasets
+    return None: each trial then streams its own copy (leave CPUs free for the read tasks).
+    """
+    import ray.data
+
+    from gensweep.platform.data import load_manifest, open_dataset
+    from gensweep.platform.datasets import storage_of
+
+    storage = storage_of(spec.data)
+    manifest = load_manifest(dataset_uri, storage)
+    h, w, c = manifest.image_shape
+    if manifest.count * h * w * c * 4 > MATERIALIZE_MAX_BYTES:
+        return None
+    ray.data.DataContext.get_current().enable_progress_bars = False
+    return open_dataset(dataset_uri, storage, bad_records=spec.data.bad_records).materialize()
+
+
+def train_storage_path(root: str) -> str:
+    return f"{root}/ray"
+
+
+def flatten_trial_config(config: dict[str, Any]) -> dict[str, Any]:
+    """``config/<param>`` columns of a trial: the sampled parameters (a grid cell unpacked)."""
+    from gensweep.platform.trial import sampled_params
+
+    return {f"config/{k}": v for k, v in sampled_params(config).items()}

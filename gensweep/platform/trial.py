@@ -1,0 +1,95 @@
+"""One Tune trial = one Ray Train ``TorchTrainer`` run (the Train V2 pattern).
+
+The Tune function trainable resolves and saves the trial's config, opens the prepared
+dataset with Ray Data and launches the TorchTrainer; Train reports reach Tune through
+``TuneReportCallback``. The Train run is named after the trial, so a restarted trial finds
+its own checkpoints and resumes from the latest.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Optional
+
+import yaml
+from ray import tune
+from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
+from ray.train.torch import TorchConfig, TorchTrainer
+from ray.tune.integration.ray_train import TuneReportCallback
+
+from gensweep.platform.data import StorageOptions, open_dataset
+from gensweep.platform.artifacts import put_bytes
+from gensweep.platform.data.storage import join_uri
+from gensweep.platform.spec import ExperimentSpec
+from gensweep.platform.worker import train_loop_per_worker
+
+GRID_KEY = "cell"
+
+
+@dataclass(frozen=True)
+class TrialPlan:
+    """Everything a trial needs besides its sampled parameters (picklable, no secrets)."""
+
+    spec_json: str
+    experiment: str
+    dataset_uri: str
+    eval_runtime: dict[str, Any]
+    artifacts_root: str
+    train_storage_path: str
+    max_failures: int = 0
+
+
+def sampled_params(config: dict[str, Any]) -> dict[str, Any]:
+    """Tune's config for this trial: a grid cell, or the parameters Optuna suggested."""
+    return dict(config[GRID_KEY]) if GRID_KEY in config else dict(config)
+
+
+def run_trial(config: dict[str, Any], plan: TrialPlan, dataset: Any = None) -> None:
+    """Tune function trainable. ``dataset``: a Ray Dataset materialized once by the driver, or
+    None to open (and stream) the prepared dataset in this trial."""
+    spec = ExperimentSpec.model_validate_json(plan.spec_json)
+    trial_cfg = spec.resolve_trial(sampled_params(config))
+    trial_id = tune.get_context().get_trial_id()
+    build_trainer(spec, plan, trial_id, trial_cfg, dataset, callbacks=[TuneReportCallback()]).fit()
+
+
+def build_trainer(
+    spec: ExperimentSpec,
+    plan: TrialPlan,
+    trial_id: str,
+    trial_cfg: dict[str, Any],
+    dataset: Any = None,
+    callbacks: Optional[list] = None,
+) -> TorchTrainer:
+    """The TorchTrainer of one trial; its run name is fixed by the trial, so a rerun resumes."""
+    storage = StorageOptions(**(spec.data.storage.model_dump() if spec.data.storage else {}))
+    artifacts = join_uri(plan.artifacts_root, plan.experiment, trial_id)
+    resolved = {"experiment": plan.experiment, "trial_id": trial_id, "family": spec.family, "config": trial_cfg,
+                "eval": plan.eval_runtime["protocol"], "dataset": plan.dataset_uri}
+    put_bytes(join_uri(artifacts, "resolved_config.yaml"), yaml.safe_dump(resolved, sort_keys=False).encode(), storage)
+
+    if dataset is None:
+        dataset = open_dataset(plan.dataset_uri, storage, bad_records=spec.data.bad_records)
+    res = spec.resources
+    use_gpu = res.gpus_per_worker > 0
+    worker_resources = {"CPU": res.cpus_per_worker, **({"GPU": res.gpus_per_worker} if use_gpu else {})}
+    return TorchTrainer(
+        train_loop_per_worker,
+        train_loop_config={
+            "family": spec.family,
+            "trial": trial_cfg,
+            "data": spec.data.model_dump(mode="json"),
+            "eval_runtime": plan.eval_runtime,
+            "artifacts_uri": artifacts,
+            "storage": storage.model_dump(),
+        },
+        scaling_config=ScalingConfig(num_workers=res.workers, use_gpu=use_gpu, resources_per_worker=worker_resources),
+        torch_config=TorchConfig(backend="nccl" if use_gpu else "gloo"),
+        datasets={"train": dataset},
+        run_config=RunConfig(
+            name=f"{plan.experiment}-{trial_id}",
+            storage_path=plan.train_storage_path,
+            callbacks=callbacks or [],
+            checkpoint_config=CheckpointConfig(num_to_keep=2),
+            failure_config=FailureConfig(max_failures=plan.max_failures),
+        ),
+    )

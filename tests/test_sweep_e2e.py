@@ -1,0 +1,97 @@
+"""The spine end to end on real Ray: Tune + OptunaSearch -> TorchTrainer -> Ray Data -> FID -> store."""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from gensweep.cli import main as cli_main
+from gensweep.platform.results import ResultsStore
+from gensweep.platform.runner import run_sweep, setup_sweep
+from gensweep.platform.spec import parse_spec
+from gensweep.platform.trial import build_trainer
+from gensweep.platform.worker import STATE_FILE, load_state_file
+from tests.ray_support import ray_local  # noqa: F401
+
+pytestmark = pytest.mark.slow
+
+TINY = {
+    "trainable": {"steps": 30, "eval_every": 15, "width": 8, "z_dim": 16, "batch_size": 32, "num_classes": 0},
+    "space": {"loss": ["ns", "hinge"], "lr": {"type": "loguniform", "low": 1e-4, "high": 1e-3}},
+    "search": {"algorithm": "optuna-tpe", "num_trials": 2, "max_concurrent": 2},
+    "scheduler": {"kind": "asha", "grace_period": 2},
+    "eval": {"num_samples": 200, "ref_samples": 1000, "metrics": ["fid", "kid"]},
+}
+
+
+def tiny_spec(root: Path, name: str, **overrides):
+    return parse_spec({"name": name, **TINY, **overrides, "results": {"root": str(root)}})
+
+
+def test_two_trial_sweep_writes_the_store(tmp_path, ray_local, capsys):
+    spec = tiny_spec(tmp_path, "e2e")
+    outcome = run_sweep(spec, experiment="e2e-run")
+    assert outcome.num_errors == 0
+
+    store = ResultsStore.open(str(tmp_path))
+    metrics = store.read("metrics", "e2e-run")
+    assert set(metrics["trial_id"]) == set(outcome.leaderboard["trial_id"]) and metrics["trial_id"].nunique() == 2
+    for _, rows in metrics.groupby("trial_id"):
+        assert sorted(rows["step"]) == [15, 30]
+        assert all(math.isfinite(v) and v > 0 for v in rows["fid"])
+        assert set(rows["backbone"]) == {"mnist-lenet"} and set(rows["eval_n"]) == {200}
+        assert rows["config/loss"].iloc[0] in ("ns", "hinge") and 1e-4 <= rows["config/lr"].iloc[0] <= 1e-3
+        for grid in rows["sample_grid"]:
+            assert Path(grid).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    trials = store.read("trials", "e2e-run")
+    assert sorted(trials["status"]) == ["completed", "completed"]
+
+    # the resolved config is saved with each trial
+    for trial_id in metrics["trial_id"].unique():
+        saved = yaml.safe_load((tmp_path / "artifacts" / "e2e-run" / trial_id / "resolved_config.yaml").read_text())
+        assert saved["config"]["steps"] == 30 and saved["eval"]["backbone"] == "mnist-lenet"
+
+    # the leaderboard again, from the store alone
+    capsys.readouterr()
+    assert cli_main(["results", "--root", str(tmp_path), "show", "e2e-run"]) == 0
+    out = capsys.readouterr().out
+    assert "mnist-lenet" in out and all(t in out for t in metrics["trial_id"].unique())
+
+    # reference statistics were computed once, by the driver, and are reused by the next sweep
+    setup = setup_sweep(spec, "e2e-again")
+    assert setup.plan.eval_runtime["computed"] is False
+
+
+def test_trial_resumes_from_its_checkpoint(tmp_path, ray_local):
+    spec = tiny_spec(tmp_path, "resume", space={}, trainable={**TINY["trainable"], "steps": 15, "reg": "r1"})
+    setup = setup_sweep(spec, "resume-run")
+    first = build_trainer(spec, setup.plan, "t0", spec.resolve_trial({}), setup.dataset).fit()
+    assert first.metrics["step"] == 15
+    with first.checkpoint.as_directory() as d:
+        saved = load_state_file(str(Path(d) / STATE_FILE))
+    assert saved["step"] == 15
+
+    # same trial (same run name), larger budget: it must continue from step 15
+    longer = spec.resolve_trial({}) | {"steps": 30}
+    second = build_trainer(spec, setup.plan, "t0", longer, setup.dataset).fit()
+    assert second.metrics["step"] == 30
+    with second.checkpoint.as_directory() as d:
+        resumed = load_state_file(str(Path(d) / STATE_FILE))
+    assert resumed["step"] == 30
+    # Adam's per-parameter step counts continue (D: main + R1 phase each step, G: one per step)
+    assert resumed["opt_G"]["state"][0]["step"].item() == saved["opt_G"]["state"][0]["step"].item() + 15
+    assert resumed["opt_D"]["state"][0]["step"].item() == saved["opt_D"]["state"][0]["step"].item() + 30
+    assert not torch.equal(resumed["G"]["fc.weight"], saved["G"]["fc.weight"])
+
+
+def test_checkpoint_errors_are_clear(tmp_path):
+    bad = tmp_path / STATE_FILE
+    bad.write_bytes(b"not a checkpoint")
+    with pytest.raises(Exception, match="cannot be loaded"):
+        load_state_file(str(bad))
+    torch.save({"weights": torch.zeros(2)}, bad)
+    with pytest.raises(Exception, match="not a gensweep trial state"):
+        load_state_file(str(bad))
