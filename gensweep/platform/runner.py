@@ -125,7 +125,8 @@ def run_sweep(
         run_config=tune.RunConfig(
             name=exp,
             storage_path=train_storage_path(root),
-            callbacks=[ResultsCallback(root, exp, flatten_config=flatten_trial_config, spec=spec.to_yaml(), seed=spec.seed)],
+            callbacks=[ResultsCallback(root, exp, flatten_config=flatten_trial_config,
+                                       spec=spec.to_yaml(), seed=spec.seed, budget_iterations=spec.max_evals())],
             progress_reporter=progress_reporter(spec),
             verbose=verbose,
         ),
