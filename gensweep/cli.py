@@ -37,9 +37,18 @@ def cmd_results(args: argparse.Namespace) -> int:
     return results_command(args)
 
 
+# Modules that add more subcommands: each defines ``register(subparsers)``.
+SUBCOMMAND_MODULES: tuple[str, ...] = (
+)
+
+
 def build_parser() -> argparse.ArgumentParser:
+    import importlib
+
     p = argparse.ArgumentParser(prog="gensweep", description="Ablation sweeps of generative models on Ray.")
     sub = p.add_subparsers(dest="command", required=True)
+    for name in SUBCOMMAND_MODULES:
+        importlib.import_module(name).register(sub)
 
     run = sub.add_parser("run", help="run a sweep (no SPEC: the embedded default MNIST GAN sweep)")
     run.add_argument("spec", nargs="?", help="experiment spec YAML")
