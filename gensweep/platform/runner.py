@@ -98,7 +98,6 @@ def run_sweep(
 ) -> SweepOutcome:
     from ray import tune
 
-    from gensweep.platform.progress import progress_reporter
     from gensweep.platform.results import ResultsCallback, leaderboard
     from gensweep.platform.search import SCHEDULERS, SEARCHERS, optuna_storage
     from gensweep.platform.trial import run_trial
@@ -127,7 +126,6 @@ def run_sweep(
             storage_path=train_storage_path(root),
             callbacks=[ResultsCallback(root, exp, flatten_config=flatten_trial_config,
                                        spec=spec.to_yaml(), seed=spec.seed, budget_iterations=spec.max_evals())],
-            progress_reporter=progress_reporter(spec),
             verbose=verbose,
         ),
     )
