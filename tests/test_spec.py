@@ -35,6 +35,7 @@ MALFORMED = [
     ({"scheduler": {"kind": "pbt2"}}, "scheduler.kind: must be one of"),
     ({"scheduler": {"reduction_factor": 1}}, "scheduler.reduction_factor:"),
     ({"resources": {"workers": 0}}, "resources.workers:"),
+    ({"resources": {"workers": 2, "launcher": "inline"}}, "resources: launcher: 'inline' runs one worker"),
     ({"resources": {"cpus_per_worker": -1}}, "resources.cpus_per_worker:"),
     ({"data": {"channels": 2}}, "data.channels:"),
     ({"data": {"fraction": 1.5}}, "data.fraction:"),

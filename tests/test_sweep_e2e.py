@@ -65,6 +65,17 @@ def test_two_trial_sweep_writes_the_store(tmp_path, ray_local, capsys):
     assert setup.plan.eval_runtime["computed"] is False
 
 
+def test_inline_launcher_runs_the_same_loop_in_the_trial_actor(tmp_path, ray_local):
+    spec = tiny_spec(tmp_path, "inline", resources={"launcher": "inline"}, scheduler={"kind": "none"})
+    outcome = run_sweep(spec, experiment="inline-run")
+    assert outcome.num_errors == 0
+    metrics = ResultsStore.open(str(tmp_path)).read("metrics", "inline-run")
+    assert metrics["trial_id"].nunique() == 2
+    for _, rows in metrics.groupby("trial_id"):
+        assert sorted(rows["step"]) == [15, 30] and all(math.isfinite(v) for v in rows["fid"])
+        assert (rows["loop_time_s"] > 0).all()
+
+
 def test_trial_resumes_from_its_checkpoint(tmp_path, ray_local):
     spec = tiny_spec(tmp_path, "resume", space={}, trainable={**TINY["trainable"], "steps": 15, "reg": "r1"})
     setup = setup_sweep(spec, "resume-run")

@@ -84,6 +84,7 @@ def setup_sweep(spec: ExperimentSpec, experiment: str, address: Optional[str] = 
         eval_runtime=eval_runtime,
         artifacts_root=f"{root}/artifacts",
         train_storage_path=train_storage_path(root),
+        max_failures=spec.resources.max_failures,
     )
     return SweepSetup(experiment, root, plan, shared_dataset(spec, dataset_uri))
 
@@ -100,7 +101,7 @@ def run_sweep(
 
     from gensweep.platform.results import ResultsCallback, leaderboard
     from gensweep.platform.search import SCHEDULERS, SEARCHERS, optuna_storage
-    from gensweep.platform.trial import run_trial
+    from gensweep.platform.trial import run_trial, trial_resources
 
     t0 = time.perf_counter()
     setup = setup_sweep(spec, experiment or experiment_id(spec), address, num_cpus)
@@ -108,7 +109,7 @@ def run_sweep(
     storage_url = spec.search.optuna_storage or (f"sqlite:///{root}/optuna.db" if "://" not in root else None)
     search = SEARCHERS.get(spec.search.algorithm)(spec, optuna_storage(storage_url), exp)
     trainable = tune.with_resources(
-        tune.with_parameters(run_trial, plan=setup.plan, dataset=setup.dataset), {"CPU": 0.01}
+        tune.with_parameters(run_trial, plan=setup.plan, dataset=setup.dataset), trial_resources(spec)
     )
     tuner = tune.Tuner(
         trainable,

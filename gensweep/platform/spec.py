@@ -39,6 +39,18 @@ class ResourcesConfig(_Strict):
     workers: int = Field(1, ge=1, description="Ray Train workers per trial")
     cpus_per_worker: float = Field(1.0, gt=0.0)
     gpus_per_worker: float = Field(0.0, ge=0.0, description="fractions pack several trials on a GPU")
+    launcher: Literal["train", "inline"] = Field(
+        "train",
+        description="train: a Ray Train TorchTrainer per trial; inline: a single-worker trial runs in"
+        " the Tune trial actor itself (no worker group to start; same training loop)",
+    )
+    max_failures: int = Field(0, ge=0, description="worker-group restarts from the last checkpoint")
+
+    @model_validator(mode="after")
+    def _inline_is_single_worker(self):
+        if self.launcher == "inline" and self.workers != 1:
+            raise ValueError(f"launcher: 'inline' runs one worker; resources.workers is {self.workers}")
+        return self
 
 
 class StorageConfig(_Strict):

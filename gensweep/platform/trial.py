@@ -20,7 +20,7 @@ from gensweep.platform.data import StorageOptions, open_dataset
 from gensweep.platform.artifacts import put_bytes
 from gensweep.platform.data.storage import join_uri
 from gensweep.platform.spec import ExperimentSpec
-from gensweep.platform.worker import train_loop_per_worker
+from gensweep.platform.worker import TuneInlineContext, run_family, train_loop_per_worker
 
 GRID_KEY = "cell"
 
@@ -49,7 +49,47 @@ def run_trial(config: dict[str, Any], plan: TrialPlan, dataset: Any = None) -> N
     spec = ExperimentSpec.model_validate_json(plan.spec_json)
     trial_cfg = spec.resolve_trial(sampled_params(config))
     trial_id = tune.get_context().get_trial_id()
+    if spec.resources.launcher == "inline":
+        cfg = worker_config(spec, plan, trial_id, trial_cfg)
+        run_family(cfg, TuneInlineContext(cfg, dataset if dataset is not None else _open(spec, plan)))
+        return
     build_trainer(spec, plan, trial_id, trial_cfg, dataset, callbacks=[TuneReportCallback()]).fit()
+
+
+def trial_resources(spec: ExperimentSpec) -> dict[str, float]:
+    """What Tune reserves for the trial actor: the whole worker when inline, a sliver otherwise
+    (a TorchTrainer's workers reserve their own resources)."""
+    res = spec.resources
+    if res.launcher == "inline":
+        return {"CPU": res.cpus_per_worker, **({"GPU": res.gpus_per_worker} if res.gpus_per_worker else {})}
+    return {"CPU": 0.01}
+
+
+def _storage(spec: ExperimentSpec) -> StorageOptions:
+    return StorageOptions(**(spec.data.storage.model_dump() if spec.data.storage else {}))
+
+
+def _open(spec: ExperimentSpec, plan: TrialPlan):
+    return open_dataset(plan.dataset_uri, _storage(spec), bad_records=spec.data.bad_records)
+
+
+def worker_config(spec: ExperimentSpec, plan: TrialPlan, trial_id: str, trial_cfg: dict[str, Any]) -> dict[str, Any]:
+    """What every worker of the trial receives; the resolved config is saved with the trial."""
+    storage = _storage(spec)
+    artifacts = join_uri(plan.artifacts_root, plan.experiment, trial_id)
+    resolved = {"experiment": plan.experiment, "trial_id": trial_id, "family": spec.family, "config": trial_cfg,
+                "eval": plan.eval_runtime["protocol"], "dataset": plan.dataset_uri,
+                "resources": spec.resources.model_dump()}
+    put_bytes(join_uri(artifacts, "resolved_config.yaml"), yaml.safe_dump(resolved, sort_keys=False).encode(), storage)
+    return {
+        "family": spec.family,
+        "trial": trial_cfg,
+        "data": spec.data.model_dump(mode="json"),
+        "eval_runtime": plan.eval_runtime,
+        "artifacts_uri": artifacts,
+        "storage": storage.model_dump(),
+        "use_gpu": spec.resources.gpus_per_worker > 0,
+    }
 
 
 def build_trainer(
@@ -61,30 +101,16 @@ def build_trainer(
     callbacks: Optional[list] = None,
 ) -> TorchTrainer:
     """The TorchTrainer of one trial; its run name is fixed by the trial, so a rerun resumes."""
-    storage = StorageOptions(**(spec.data.storage.model_dump() if spec.data.storage else {}))
-    artifacts = join_uri(plan.artifacts_root, plan.experiment, trial_id)
-    resolved = {"experiment": plan.experiment, "trial_id": trial_id, "family": spec.family, "config": trial_cfg,
-                "eval": plan.eval_runtime["protocol"], "dataset": plan.dataset_uri}
-    put_bytes(join_uri(artifacts, "resolved_config.yaml"), yaml.safe_dump(resolved, sort_keys=False).encode(), storage)
-
-    if dataset is None:
-        dataset = open_dataset(plan.dataset_uri, storage, bad_records=spec.data.bad_records)
+    cfg = worker_config(spec, plan, trial_id, trial_cfg)
     res = spec.resources
     use_gpu = res.gpus_per_worker > 0
     worker_resources = {"CPU": res.cpus_per_worker, **({"GPU": res.gpus_per_worker} if use_gpu else {})}
     return TorchTrainer(
         train_loop_per_worker,
-        train_loop_config={
-            "family": spec.family,
-            "trial": trial_cfg,
-            "data": spec.data.model_dump(mode="json"),
-            "eval_runtime": plan.eval_runtime,
-            "artifacts_uri": artifacts,
-            "storage": storage.model_dump(),
-        },
+        train_loop_config=cfg,
         scaling_config=ScalingConfig(num_workers=res.workers, use_gpu=use_gpu, resources_per_worker=worker_resources),
         torch_config=TorchConfig(backend="nccl" if use_gpu else "gloo"),
-        datasets={"train": dataset},
+        datasets={"train": dataset if dataset is not None else _open(spec, plan)},
         run_config=RunConfig(
             name=f"{plan.experiment}-{trial_id}",
             storage_path=plan.train_storage_path,
