@@ -10,6 +10,14 @@ from gensweep.trainables.gan.trainable import Diverged, train_gan
 N, B = 128, 32  # 4 batches per epoch
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    prev = torch.get_num_threads()
+    torch.set_num_threads(1)  # shared test machine: extra threads only contend
+    yield
+    torch.set_num_threads(prev)
+
+
 def make_batches(seed: int = 0):
     g = torch.Generator().manual_seed(seed)
     x = torch.rand(N, 1, 16, 16, generator=g) * 2 - 1
@@ -77,3 +85,51 @@ def test_non_finite_loss_raises_diverged():
 def test_empty_shard_is_an_error_not_a_hang():
     with pytest.raises(RuntimeError, match="gave no batch"):
         train_gan(LocalContext(CFG, lambda epoch: iter(())))
+
+
+# LeCam anchors, ADA's p and statistics, DynamicD's schedule and the AC-GAN head all carry
+# across a resume: the resumed run must end bit-for-bit where the straight run ends.
+STATEFUL = {**CFG, "eval_every": 5, "reg": "lecam", "aug": "diffaug-translation", "ada_target": 0.3, "ada_interval": 3, "ada_speed": 10,
+            "dynamic_d": "grow", "conditioning": "acgan", "num_classes": 10, "reg_interval": 1}
+
+
+class _Preempted(Exception):
+    pass
+
+
+class _PreemptedAfterFirstReport(LocalContext):
+    def report(self, metrics, state=None):
+        super().report(metrics, state)
+        raise _Preempted  # the worker dies right after its checkpoint (same config, unlike steps=4 above)
+
+
+def test_resume_restores_ingredient_state_exactly():
+    straight = LocalContext(STATEFUL, make_batches())
+    train_gan(straight)
+    first = _PreemptedAfterFirstReport(STATEFUL, make_batches())
+    with pytest.raises(_Preempted):
+        train_gan(first)
+    saved = first.states[-1]  # step 5: mid-epoch, between two ADA adjustments
+    assert saved["step"] == 5
+    assert set(saved) >= {"reg_state", "aug_state", "ingredient_state"}
+    assert saved["reg_state"]["lecam"]["initialized"] and saved["aug_state"]["count"] > 0
+    resumed = LocalContext(STATEFUL, make_batches(), state=saved)
+    train_gan(resumed)
+    end, ref = resumed.states[-1], straight.states[-1]
+    assert end["reg_state"] == ref["reg_state"] and end["aug_state"] == ref["aug_state"]
+    assert 0 < end["aug_state"]["p"] <= 1
+    for key in ("G", "D", "G_ema"):
+        torch.testing.assert_close(_flat(end, key), _flat(ref, key), rtol=1e-5, atol=1e-6)
+    report = resumed.reports[-1]
+    assert report["aug/p"] == end["aug_state"]["p"] and 0.5 < report["dynamic_d/capacity"] < 1.0
+    assert "term/D_main/lecam" in report and "term/G_main/acgan_cls" in report
+
+
+def test_reg_state_is_keyed_by_regularizer_and_weights_only_loadable(tmp_path):
+    ctx = LocalContext({**CFG, "steps": 2, "reg": "r1+spectral-norm", "aug": "diffaug", "ada_target": 0.6}, make_batches())
+    train_gan(ctx)
+    state = ctx.states[-1]
+    assert set(state["reg_state"]) == {"r1", "spectral-norm"}
+    torch.save(state, tmp_path / "ckpt.pt")
+    loaded = torch.load(tmp_path / "ckpt.pt", weights_only=True)
+    assert loaded["aug_state"] == state["aug_state"]

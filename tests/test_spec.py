@@ -96,3 +96,29 @@ def test_shipped_space_by_name_and_yaml_shorthand(tmp_path):
     text = yaml.safe_dump({"name": "t", "space": {"loss": ["ns", "hinge"]}})
     (tmp_path / "s.yaml").write_text(text)
     assert load_spec(tmp_path / "s.yaml").space.params["loss"].choices == ["ns", "hinge"]
+
+
+def test_grid_drops_cells_that_break_a_rule_and_says_why():
+    spec = parse_spec({"name": "t", "search": {"algorithm": "grid"}, "scheduler": {"kind": "none"},
+                       "space": {"loss": ["ns", "wgan"], "reg": ["none", "gp"]}})
+    keep, dropped = spec.feasible_cells(spec.space.grid())
+    assert {(c["loss"], c["reg"]) for c in keep} == {("ns", "none"), ("ns", "gp"), ("wgan", "gp")}
+    assert len(dropped) == 1 and "wgan" in dropped[0] and "reg" in dropped[0]
+
+
+def test_infeasible_sample_is_refused_with_the_rule():
+    from gensweep.platform.spec import InfeasibleConfig
+
+    spec = parse_spec({"name": "t", "space": {"loss": ["ns", "wgan"]}})
+    with pytest.raises(InfeasibleConfig, match="wgan"):
+        spec.resolve_trial({"loss": "wgan"})
+
+
+def test_every_shipped_space_parses_into_a_spec():
+    from gensweep import search_spaces
+
+    for name in search_spaces.available():
+        family = "diffusion" if name.startswith("diffusion") else "gan"
+        extra = {"trainable": {"num_classes": 10}} if "conditioning" in name else {}
+        spec = parse_spec({"name": "t", "family": family, "space": name, **extra})
+        assert spec.space.names(), name

@@ -52,7 +52,10 @@ def _random(spec: ExperimentSpec, storage: Any, study_name: str = "") -> SearchP
 
 @SEARCHERS.register("grid", ref="Lucic et al. 2018, Are GANs Created Equal? (factorial ablation, seeds as replicates)")
 def _grid(spec: ExperimentSpec, storage: Any, study_name: str = "") -> SearchPlan:
-    cells = with_replicates(spec.space.grid(), spec.search.seeds)
+    cells, dropped = spec.feasible_cells(spec.space.grid())
+    for message in dropped:
+        print(f"[gensweep] grid cell skipped: {message}", flush=True)
+    cells = with_replicates(cells, spec.search.seeds)
     return SearchPlan(None, {GRID_KEY: tune.grid_search(cells)}, 1)
 
 

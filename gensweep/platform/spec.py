@@ -139,6 +139,8 @@ class ExperimentSpec(_Strict):
                 self.space.grid()
             except ValueError as e:
                 raise ValueError(f"search.algorithm: grid: {e}") from None
+            if not self.feasible_cells(self.space.grid())[0]:
+                raise ValueError("space: every grid cell breaks a combination rule of family " + repr(self.family))
             if self.scheduler.kind != "none":
                 raise ValueError(
                     f"scheduler.kind: {self.scheduler.kind!r} stops cells early, but a factorial grid gives every"
@@ -153,9 +155,26 @@ class ExperimentSpec(_Strict):
         return {**{k: v for k, v in implied.items() if k in cfg_fields}, **self.trainable}
 
     def resolve_trial(self, sampled: dict[str, Any]) -> dict[str, Any]:
-        """The full, validated trainable config of one trial."""
-        cfg_model = FAMILIES.get(self.family).config
-        return cfg_model.model_validate({**self.trial_defaults(), **sampled}).model_dump()
+        """The full, validated trainable config of one trial; an infeasible combination raises
+        :class:`InfeasibleConfig` with the family's rule messages."""
+        family = FAMILIES.get(self.family)
+        values = {**self.trial_defaults(), **sampled}
+        problems = family.violations(values)
+        if problems:
+            raise InfeasibleConfig(f"infeasible trial config {sampled}: " + "; ".join(problems))
+        return family.config.model_validate(values).model_dump()
+
+    def feasible_cells(self, cells: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[str]]:
+        """Grid cells the family's rules allow, and one message per dropped cell."""
+        family = FAMILIES.get(self.family)
+        keep, dropped = [], []
+        for cell in cells:
+            problems = family.violations({**self.trial_defaults(), **cell})
+            if problems:
+                dropped.append(f"{cell}: {'; '.join(problems)}")
+            else:
+                keep.append(cell)
+        return keep, dropped
 
     def max_evals(self) -> int:
         cfg = FAMILIES.get(self.family).config.model_validate(self.trial_defaults())
@@ -170,9 +189,15 @@ class SpecError(ValueError):
     """A spec that cannot run; the message names the field."""
 
 
+class InfeasibleConfig(ValueError):
+    """A sampled trial config that the family's combination rules forbid."""
+
+
 def _validate_config(model: type[BaseModel], values: dict[str, Any], where: str, level: Any = None) -> None:
+    # A single level is checked on its own, so combination rules (which may need other
+    # levels, e.g. wgan with gp) are left to the grid filter and to each trial's config.
     try:
-        model.model_validate(values)
+        model.model_validate(values, context={"rules": level is None})
     except ValidationError as e:
         msgs = []
         for err in e.errors():

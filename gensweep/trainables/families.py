@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Mapping, Optional
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from gensweep.trainables.context import TrialContext
 from gensweep.trainables.gan.config import GanConfig
+from gensweep.trainables.gan.rules import violations as gan_violations
 from gensweep.trainables.gan.trainable import train_gan
 from gensweep.trainables.registry import Registry
 
@@ -16,7 +17,18 @@ from gensweep.trainables.registry import Registry
 class Family:
     config: type[BaseModel]
     train: Callable[[TrialContext], dict[str, Any]]
+    rules: Optional[Callable[[Mapping[str, Any]], list[str]]] = None  # combination rules, if any
+
+    def violations(self, config: Mapping[str, Any]) -> list[str]:
+        """Why ``config`` cannot run (field errors, then combination rules); [] when it can."""
+        if self.rules is not None:
+            return self.rules(config)
+        try:
+            self.config.model_validate(dict(config))
+        except ValidationError as e:
+            return [f"{'.'.join(str(x) for x in err['loc'])}: {err['msg']}" for err in e.errors()]
+        return []
 
 
 FAMILIES: Registry[Family] = Registry("trainable family")
-FAMILIES.register("gan", ref="Goodfellow et al. 2014, Generative Adversarial Nets")(Family(GanConfig, train_gan))
+FAMILIES.register("gan", ref="Goodfellow et al. 2014, Generative Adversarial Nets")(Family(GanConfig, train_gan, gan_violations))

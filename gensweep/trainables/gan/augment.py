@@ -1,10 +1,11 @@
 """Differentiable augmentations applied to every image D sees (real and fake alike).
 
-Signature: ``aug(x, generator=None) -> x`` on NCHW batches in [-1, 1].
+Signature: ``aug(x) -> x`` on NCHW batches in [-1, 1]; differentiable (G is trained through it).
+How often an image is augmented (fixed or adaptive p) is decided by :mod:`.ada`.
 """
 from __future__ import annotations
 
-from typing import Callable, Optional
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -68,3 +69,13 @@ def diffaug(x: Tensor) -> Tensor:
 @AUGMENTATIONS.register("diffaug-translation", ref="Zhao et al. 2020, DiffAugment (translation only)")
 def diffaug_translation(x: Tensor) -> Tensor:
     return _translation(x)
+
+
+@AUGMENTATIONS.register("diffaug-color", ref="Zhao et al. 2020, DiffAugment (brightness, saturation, contrast only)")
+def diffaug_color(x: Tensor) -> Tensor:
+    return _color(x)
+
+
+@AUGMENTATIONS.register("diffaug-cutout", ref="Zhao et al. 2020, DiffAugment (cutout only); DeVries & Taylor 2017")
+def diffaug_cutout(x: Tensor) -> Tensor:
+    return _cutout(x)

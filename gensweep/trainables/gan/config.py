@@ -1,12 +1,18 @@
-"""The GAN trainable's settings: one validated model; names are checked against the registries."""
+"""The GAN trainable's settings: one validated model; names are checked against the registries,
+and combinations against :mod:`.rules` (skipped with ``model_validate(..., context={"rules": False})``,
+e.g. to check one search-space level on its own)."""
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from typing import Optional
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from gensweep.trainables.gan.architectures import ARCHITECTURES
 from gensweep.trainables.gan.augment import AUGMENTATIONS
+from gensweep.trainables.gan.conditioning import CONDITIONINGS
+from gensweep.trainables.gan.dynamic_d import DYNAMIC_D
 from gensweep.trainables.gan.losses import LOSSES
-from gensweep.trainables.gan.regularizers import REGULARIZERS
+from gensweep.trainables.gan.regularizers import REGULARIZERS, SEPARATOR, reg_names
 
 
 class GanConfig(BaseModel):
@@ -21,11 +27,22 @@ class GanConfig(BaseModel):
     arch: str = "dcgan"
     width: int = Field(32, ge=4)
     z_dim: int = Field(64, ge=1)
+    attention: bool = Field(False, description="SAGAN self-attention block at half resolution in G and D")
+    conditioning: str = Field("none", description="how class labels enter G and D (needs num_classes > 0)")
+    cond_weight: float = Field(1.0, ge=0.0, description="weight of the conditioning's class-loss terms (AC-GAN, ADC-GAN)")
     loss: str = "ns"
-    reg: str = "none"
-    reg_weight: float | None = Field(None, ge=0.0, description="None: the regularizer's default")
-    reg_interval: int = Field(1, ge=1, description="lazy regularization: every k steps, weight x k")
+    reg: str = Field("none", description=f"a regularizer, or several joined with {SEPARATOR!r} (e.g. r1+spectral-norm)")
+    reg_weight: Optional[float] = Field(None, ge=0.0, description="None: the regularizer's default (weight-clip: the bound)")
+    reg_interval: int = Field(1, ge=1, description="lazy regularization (D_reg/G_reg phases): every k steps, weight x k")
     aug: str = "none"
+    aug_p: float = Field(1.0, ge=0.0, le=1.0, description="probability of augmenting each image (fixed p)")
+    ada_target: Optional[float] = Field(
+        None, gt=0.0, lt=1.0, description="ADA target for r_t = E[sign(D(real))]; None: p stays aug_p, else p starts at 0"
+    )
+    ada_interval: int = Field(4, ge=1, description="ADA: steps between adjustments of p")
+    ada_speed: int = Field(500, ge=1, description="ADA: steps for p to change by 1 when always adjusted the same way")
+    dynamic_d: str = Field("none", description="DynamicD schedule of D's active channel fraction")
+    dynamic_d_min: float = Field(0.5, gt=0.0, le=1.0, description="DynamicD: the smallest active channel fraction")
     lr: float = Field(2e-4, gt=0.0, le=1.0)
     ttur: float = Field(1.0, gt=0.0, description="D learning rate = lr * ttur")
     beta1: float = Field(0.5, ge=0.0, lt=1.0)
@@ -51,11 +68,36 @@ class GanConfig(BaseModel):
     @field_validator("reg")
     @classmethod
     def _reg(cls, v: str) -> str:
-        REGULARIZERS.entry(v)
-        return v
+        for name in reg_names(v):
+            if name not in REGULARIZERS:
+                REGULARIZERS.entry(name)  # raises, listing the allowed names
+        return SEPARATOR.join(reg_names(v))
 
     @field_validator("aug")
     @classmethod
     def _aug(cls, v: str) -> str:
         AUGMENTATIONS.entry(v)
         return v
+
+    @field_validator("conditioning")
+    @classmethod
+    def _conditioning(cls, v: str) -> str:
+        CONDITIONINGS.entry(v)
+        return v
+
+    @field_validator("dynamic_d")
+    @classmethod
+    def _dynamic_d(cls, v: str) -> str:
+        DYNAMIC_D.entry(v)
+        return v
+
+    @model_validator(mode="after")
+    def _rules(self, info: ValidationInfo) -> "GanConfig":
+        if (info.context or {}).get("rules", True) is False:
+            return self
+        from gensweep.trainables.gan.rules import check_rules
+
+        problems = check_rules(self)
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self

@@ -1,11 +1,14 @@
 """Adversarial losses: each maps (real_logits, fake_logits) to the D loss and the G loss.
 
 One signature for all: ``d(real, fake)`` and ``g(real, fake)``, logits of shape [N] or [N, 1].
+``g`` receives ``real=None`` unless the loss declares ``g_uses_real`` (relativistic losses),
+so the G phase skips a forward pass of D on real data when it is not needed.
+``needs_lipschitz``: the loss is only well posed with a Lipschitz-constrained D (a critic).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Optional
 
 import torch
 import torch.nn.functional as F
@@ -18,26 +21,32 @@ Tensor = torch.Tensor
 @dataclass(frozen=True)
 class AdversarialLoss:
     d: Callable[[Tensor, Tensor], Tensor]
-    g: Callable[[Tensor, Tensor], Tensor]
+    g: Callable[[Optional[Tensor], Tensor], Tensor]
+    g_uses_real: bool = False
+    needs_lipschitz: bool = False
 
 
 LOSSES: Registry[AdversarialLoss] = Registry("adversarial loss")
 
 
-def _register(name: str, ref: str, d, g) -> None:
-    LOSSES.register(name, ref=ref)(AdversarialLoss(d=d, g=g))
+def _register(name: str, ref: str, d, g, **flags) -> None:
+    LOSSES.register(name, ref=ref)(AdversarialLoss(d=d, g=g, **flags))
+
+
+def _d_logistic(r: Tensor, f: Tensor) -> Tensor:
+    return F.softplus(-r).mean() + F.softplus(f).mean()
 
 
 _register(
     "ns",
     "Goodfellow et al. 2014, Generative Adversarial Nets (non-saturating G loss)",
-    lambda r, f: F.softplus(-r).mean() + F.softplus(f).mean(),
+    _d_logistic,
     lambda r, f: F.softplus(-f).mean(),
 )
 _register(
     "minimax",
     "Goodfellow et al. 2014, Generative Adversarial Nets (original saturating minimax)",
-    lambda r, f: F.softplus(-r).mean() + F.softplus(f).mean(),
+    _d_logistic,
     lambda r, f: -F.softplus(f).mean(),
 )
 _register(
@@ -51,6 +60,7 @@ _register(
     "Arjovsky et al. 2017, Wasserstein GAN",
     lambda r, f: f.mean() - r.mean(),
     lambda r, f: -f.mean(),
+    needs_lipschitz=True,
 )
 _register(
     "lsgan",
@@ -63,4 +73,5 @@ _register(
     "Jolicoeur-Martineau 2019, The relativistic discriminator (relativistic pairing)",
     lambda r, f: F.softplus(-(r - f)).mean(),
     lambda r, f: F.softplus(-(f - r)).mean(),
+    g_uses_real=True,
 )

@@ -1,8 +1,10 @@
 """The GAN step as a list of phases (D main, D reg, G main, G reg), like stylegan2-ada.
 
-A phase names the network it updates, how often it runs (lazy intervals), and a function
-that returns the loss to minimise. The loop only runs the phases: which loss, regularizer
-or augmentation is used was decided when the phases were built from the registries.
+A phase names the network it updates, how often it runs (lazy intervals) and a function
+returning the loss to minimise, the :class:`StepView` its terms saw, and the values to log.
+Main phases compute the adversarial loss; every phase then adds the :class:`Term` s that the
+ingredients (regularizers, conditioning, the architecture, ...) contributed to it. Which
+components take part was decided when the phases were built; the loop only runs them.
 """
 from __future__ import annotations
 
@@ -12,20 +14,22 @@ from typing import Callable, Optional
 import torch
 from torch import nn
 
-from gensweep.trainables.gan.augment import AUGMENTATIONS
-from gensweep.trainables.gan.config import GanConfig
-from gensweep.trainables.gan.losses import LOSSES
-from gensweep.trainables.gan.regularizers import REGULARIZERS, RegBatch, Regularizer
+from gensweep.trainables.gan.losses import AdversarialLoss
+from gensweep.trainables.gan.terms import LAZY_PHASES, PHASES, StepView, Term
 
 Tensor = torch.Tensor
 
 
 @dataclass
 class StepInputs:
+    step: int
     real: Tensor
     labels: Optional[Tensor]
     z_fn: Callable[[int], Tensor]
     cache: dict = field(default_factory=dict)  # per-step values shared between phases
+
+
+PhaseFn = Callable[[StepInputs], tuple[Tensor, StepView, dict[str, float]]]
 
 
 @dataclass
@@ -33,64 +37,83 @@ class Phase:
     name: str
     net: str  # "D" or "G": whose optimizer steps
     interval: int
-    loss: Callable[[StepInputs], Tensor]
+    run: PhaseFn
 
     def due(self, step: int) -> bool:
         return step % self.interval == 0
 
 
-@dataclass
-class Components:
-    G: nn.Module
-    D: nn.Module
-    regularizer: Regularizer
-    reg_state: dict = field(default_factory=dict)
+def build_phases(
+    *,
+    adv: AdversarialLoss,
+    G: nn.Module,
+    D: nn.Module,
+    augment: Callable[[Tensor], Tensor],
+    terms: list[Term],
+    n_dis: int = 1,
+    reg_interval: int = 1,
+) -> list[Phase]:
+    by_phase = {p: [t for t in terms if t.phase == p] for p in PHASES}
 
+    def d_aux(x: Tensor, labels: Optional[Tensor]):
+        return D(augment(x), labels, aux=True)
 
-def build_phases(cfg: GanConfig, comp: Components) -> list[Phase]:
-    adv = LOSSES.get(cfg.loss)
-    aug = AUGMENTATIONS.get(cfg.aug)
-    reg = comp.regularizer
-    G, D = comp.G, comp.D
+    def d_logits(x: Tensor, labels: Optional[Tensor]) -> Tensor:
+        return D(augment(x), labels)
 
-    def d_fn(x: Tensor, labels: Optional[Tensor]) -> Tensor:
-        return D(aug(x), labels)
+    def view(inp: StepInputs, **kw) -> StepView:
+        return StepView(step=inp.step, real=inp.real, labels=inp.labels, G=G, D=D, d_fn=d_logits, **kw)
 
-    def fake(inp: StepInputs) -> Tensor:
+    def generate(inp: StepInputs) -> Tensor:
         return G(inp.z_fn(inp.real.shape[0]), inp.labels)
 
-    def d_main(inp: StepInputs) -> Tensor:
+    def with_terms(phase: str, loss: Tensor, v: StepView, logs: dict[str, float]) -> Tensor:
+        scale = reg_interval if phase in LAZY_PHASES else 1
+        for t in by_phase[phase]:
+            value = t.fn(v)
+            logs[f"term/{phase}/{t.name}"] = float(value.detach())
+            loss = loss + (t.weight * scale) * value
+        return loss
+
+    def d_main(inp: StepInputs):
         with torch.no_grad():
-            f = fake(inp)
-        inp.cache["fake_detached"] = f
-        real_logits = d_fn(inp.real, inp.labels)
-        fake_logits = d_fn(f, inp.labels)
-        inp.cache["d_real"] = real_logits.detach().mean()
-        inp.cache["d_fake"] = fake_logits.detach().mean()
-        return adv.d(real_logits, fake_logits)
+            fake = generate(inp)
+        inp.cache["fake"] = fake
+        rl, ra = d_aux(inp.real, inp.labels)
+        fl, fa = d_aux(fake, inp.labels)
+        v = view(inp, fake=fake, real_logits=rl, fake_logits=fl, real_aux=ra, fake_aux=fa)
+        logs = {"d/logit_real": float(rl.detach().mean()), "d/logit_fake": float(fl.detach().mean())}
+        return with_terms("D_main", adv.d(rl, fl), v, logs), v, logs
 
-    def g_main(inp: StepInputs) -> Tensor:
-        f = fake(inp)
-        real_logits = d_fn(inp.real, inp.labels).detach()
-        return adv.g(real_logits, d_fn(f, inp.labels))
+    def d_reg(inp: StepInputs):
+        fake = inp.cache.get("fake")
+        if fake is None:
+            with torch.no_grad():
+                fake = generate(inp)
+        v = view(inp, fake=fake)
+        logs: dict[str, float] = {}
+        return with_terms("D_reg", inp.real.new_zeros(()), v, logs), v, logs
 
-    phases = [Phase("D_main", "D", 1, d_main), Phase("G_main", "G", cfg.n_dis, g_main)]
-    if reg.phase is not None:
-        weight = reg.default_weight if cfg.reg_weight is None else cfg.reg_weight
-        interval = cfg.reg_interval
+    def g_main(inp: StepInputs):
+        fake = generate(inp)
+        fl, fa = d_aux(fake, inp.labels)
+        rl = None
+        if adv.g_uses_real:
+            with torch.no_grad():
+                rl = d_logits(inp.real, inp.labels)
+        v = view(inp, fake=fake, real_logits=rl, fake_logits=fl, fake_aux=fa)
+        logs: dict[str, float] = {}
+        return with_terms("G_main", adv.g(rl, fl), v, logs), v, logs
 
-        def reg_loss(inp: StepInputs) -> Tensor:
-            f = inp.cache.get("fake_detached")
-            if f is None:
-                with torch.no_grad():
-                    f = fake(inp)
-            batch = RegBatch(real=inp.real, fake=f, labels=inp.labels, d_fn=d_fn, D=D, G=G, state=comp.reg_state)
-            return reg.penalty(batch) * (weight * interval)
+    def g_reg(inp: StepInputs):
+        v = view(inp, fake=generate(inp))
+        logs: dict[str, float] = {}
+        return with_terms("G_reg", inp.real.new_zeros(()), v, logs), v, logs
 
-        # D reg runs right after D main; G reg right after G main.
-        phases.insert(1 if reg.phase == "D" else 2, Phase(f"{reg.phase}_reg", reg.phase, interval, reg_loss))
+    phases = [Phase("D_main", "D", 1, d_main)]
+    if by_phase["D_reg"]:
+        phases.append(Phase("D_reg", "D", reg_interval, d_reg))
+    phases.append(Phase("G_main", "G", n_dis, g_main))
+    if by_phase["G_reg"]:
+        phases.append(Phase("G_reg", "G", n_dis * reg_interval, g_reg))
     return phases
-
-
-def build_regularizer(cfg: GanConfig) -> Regularizer:
-    return REGULARIZERS.get(cfg.reg)()

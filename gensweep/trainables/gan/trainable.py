@@ -6,8 +6,6 @@ so phases with double backward (R1, gradient penalty) work unchanged on any numb
 """
 from __future__ import annotations
 
-import copy
-import math
 import time
 from typing import Any, Optional
 
@@ -15,10 +13,13 @@ import torch
 from torch import nn
 
 from gensweep.trainables.context import TrialContext
-from gensweep.trainables.gan.architectures import ARCHITECTURES, ArchSpec
 from gensweep.trainables.gan.config import GanConfig
-from gensweep.trainables.gan.phases import Components, Phase, StepInputs, build_phases, build_regularizer
-from gensweep.trainables.rng import rng_state, seed_everything, set_rng_state
+from gensweep.trainables.gan.losses import LOSSES
+from gensweep.trainables.gan.phases import Phase, StepInputs, build_phases
+from gensweep.trainables.gan.state import GanState
+from gensweep.trainables.rng import seed_everything
+
+__all__ = ["Diverged", "GanState", "sampler", "train_gan", "untrained_generator"]
 
 
 class Diverged(RuntimeError):
@@ -28,71 +29,6 @@ class Diverged(RuntimeError):
         super().__init__(f"diverged at step {step}: {reason}")
         self.step = step
         self.reason = reason
-
-
-class GanState:
-    """Networks, optimizers and counters of one GAN trial; what a checkpoint holds."""
-
-    def __init__(self, cfg: GanConfig, device: torch.device):
-        self.cfg = cfg
-        spec = ArchSpec(cfg.resolution, cfg.channels, cfg.width, cfg.z_dim, cfg.num_classes)
-        G, D = ARCHITECTURES.get(cfg.arch)(spec)
-        self.regularizer = build_regularizer(cfg)
-        self.regularizer.build(G, D)
-        self.G, self.D = G.to(device), D.to(device)
-        self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False) if cfg.ema_beta > 0 else None
-        self.opt = {
-            "G": torch.optim.Adam(self.G.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2)),
-            "D": torch.optim.Adam(self.D.parameters(), lr=cfg.lr * cfg.ttur, betas=(cfg.beta1, cfg.beta2)),
-        }
-        self.reg_state: dict = {}
-        self.step = 0
-        self.epoch = 0
-        self.batch_in_epoch = 0  # batches of the current epoch already trained on
-
-    def nets(self) -> dict[str, nn.Module]:
-        return {"G": self.G, "D": self.D}
-
-    def sample_net(self) -> nn.Module:
-        return self.G_ema if self.G_ema is not None else self.G
-
-    def state_dict(self) -> dict[str, Any]:
-        return {
-            "G": self.G.state_dict(),
-            "D": self.D.state_dict(),
-            "G_ema": None if self.G_ema is None else self.G_ema.state_dict(),
-            "opt_G": self.opt["G"].state_dict(),
-            "opt_D": self.opt["D"].state_dict(),
-            "reg_state": self.reg_state,
-            "step": self.step,
-            "epoch": self.epoch,
-            "batch_in_epoch": self.batch_in_epoch,
-            "rng": rng_state(),
-            "config": self.cfg.model_dump(),
-        }
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.G.load_state_dict(state["G"])
-        self.D.load_state_dict(state["D"])
-        if self.G_ema is not None and state.get("G_ema") is not None:
-            self.G_ema.load_state_dict(state["G_ema"])
-        self.opt["G"].load_state_dict(state["opt_G"])
-        self.opt["D"].load_state_dict(state["opt_D"])
-        self.reg_state.update(state.get("reg_state") or {})
-        self.step = int(state["step"])
-        self.epoch = int(state["epoch"])
-        self.batch_in_epoch = int(state.get("batch_in_epoch", 0))
-        set_rng_state(state["rng"])
-
-    @torch.no_grad()
-    def update_ema(self) -> None:
-        if self.G_ema is None:
-            return
-        beta = self.cfg.ema_beta
-        for p_ema, p in zip(self.G_ema.parameters(), self.G.parameters()):
-            p_ema.lerp_(p, 1.0 - beta)
-        for b_ema, b in zip(self.G_ema.buffers(), self.G.buffers()):
-            b_ema.copy_(b)
 
 
 def sampler(net: nn.Module, cfg: GanConfig, device: torch.device):
@@ -112,14 +48,14 @@ def sampler(net: nn.Module, cfg: GanConfig, device: torch.device):
     return sample
 
 
-def run_phase(phase: Phase, st: GanState, inp: StepInputs, ctx: TrialContext) -> float:
+def run_phase(phase: Phase, st: GanState, inp: StepInputs, ctx: TrialContext) -> tuple[float, dict[str, float]]:
     net = st.nets()[phase.net]
     other = st.nets()["D" if phase.net == "G" else "G"]
     net.requires_grad_(True)
     other.requires_grad_(False)
     opt = st.opt[phase.net]
     opt.zero_grad(set_to_none=True)
-    loss = phase.loss(inp)
+    loss, view, logs = phase.run(inp)
     if not torch.isfinite(loss):
         raise Diverged(st.step, f"{phase.name} loss is {loss.item()}")
     loss.backward()
@@ -128,9 +64,9 @@ def run_phase(phase: Phase, st: GanState, inp: StepInputs, ctx: TrialContext) ->
     if not torch.isfinite(grad_norm) or grad_norm > st.cfg.max_grad_norm:
         raise Diverged(st.step, f"{phase.name} gradient norm is {grad_norm.item():.3g}")
     opt.step()
-    if phase.net == "D":
-        st.regularizer.after_step(st.D)
-    return loss.item()
+    for ing in st.ingredients():
+        ing.after_phase(phase.name, view)
+    return loss.item(), logs
 
 
 def train_gan(ctx: TrialContext) -> dict[str, Any]:
@@ -143,11 +79,15 @@ def train_gan(ctx: TrialContext) -> dict[str, Any]:
         st.load_state_dict(saved)
     for net in (st.G, st.D):
         ctx.broadcast_parameters(net)
-    phases = build_phases(cfg, Components(st.G, st.D, st.regularizer, st.reg_state))
+    phases = build_phases(
+        adv=LOSSES.get(cfg.loss), G=st.G, D=st.D, augment=st.augment, terms=st.terms(),
+        n_dis=cfg.n_dis, reg_interval=cfg.reg_interval,
+    )
     sample = sampler(st.sample_net(), cfg, device)
     z_fn = lambda n: torch.randn(n, cfg.z_dim, device=device)  # noqa: E731
 
     losses: dict[str, float] = {}
+    logs: dict[str, float] = {}
     window_t0, window_images = time.perf_counter(), 0
     last: dict[str, Any] = {}
     while st.step < cfg.steps:
@@ -159,10 +99,13 @@ def train_gan(ctx: TrialContext) -> dict[str, Any]:
             st.batch_in_epoch = i + 1
             real = batch["image"].to(device, non_blocking=True)
             labels = batch["label"].to(device) if cfg.num_classes else None
-            inp = StepInputs(real=real, labels=labels, z_fn=z_fn)
+            for ing in st.ingredients():
+                ing.before_step(st.step)
+            inp = StepInputs(step=st.step, real=real, labels=labels, z_fn=z_fn)
             for phase in phases:
                 if phase.due(st.step):
-                    losses[phase.name] = run_phase(phase, st, inp, ctx)
+                    losses[phase.name], phase_logs = run_phase(phase, st, inp, ctx)
+                    logs.update(phase_logs)
                     if phase.name == "G_main":
                         st.update_ema()
             st.step += 1
@@ -173,6 +116,8 @@ def train_gan(ctx: TrialContext) -> dict[str, Any]:
                     "step": st.step,
                     "epoch": st.epoch,
                     **{f"loss/{k}": v for k, v in losses.items()},
+                    **logs,
+                    **st.metrics(),
                     "images_per_s": window_images / max(elapsed, 1e-9),
                     "loader_wait_s": ctx.loader_wait_s(),
                 }

@@ -1,0 +1,98 @@
+"""Gradient penalties on D and orthogonal regularization of G."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from gensweep.trainables.gan.regularizers.base import REGULARIZERS, Regularizer
+from gensweep.trainables.gan.terms import StepView, Term
+
+Tensor = torch.Tensor
+
+
+def grad_norm_sq(out: Tensor, inp: Tensor) -> Tensor:
+    """Per-sample squared norm of d(sum out)/d(inp), kept differentiable (double backward)."""
+    (grad,) = torch.autograd.grad(out.sum(), inp, create_graph=True)
+    return grad.flatten(1).pow(2).sum(1)
+
+
+@REGULARIZERS.register("none", ref="no regularization (baseline)")
+class NoReg(Regularizer):
+    default_weight = None
+    combinable = False
+
+
+@REGULARIZERS.register("r1", ref="Mescheder et al. 2018, Which Training Methods for GANs do actually Converge? (R1)")
+class R1(Regularizer):
+    """(gamma/2) E ||grad_x D(x)||^2 on real data; lazy (D_reg phase)."""
+
+    default_weight = 10.0
+
+    def terms(self) -> list[Term]:
+        def r1(v: StepView) -> Tensor:
+            x = v.real.detach().requires_grad_(True)
+            return 0.5 * grad_norm_sq(v.d_fn(x, v.labels), x).mean()
+
+        return [Term("r1", "D_reg", r1, self.weight)]
+
+
+@REGULARIZERS.register("r2", ref="Mescheder et al. 2018, Which Training Methods for GANs do actually Converge? (R2)")
+class R2(Regularizer):
+    """(gamma/2) E ||grad_x D(x)||^2 on generated data; lazy (D_reg phase)."""
+
+    default_weight = 10.0
+
+    def terms(self) -> list[Term]:
+        def r2(v: StepView) -> Tensor:
+            x = v.fake.detach().requires_grad_(True)
+            return 0.5 * grad_norm_sq(v.d_fn(x, v.labels), x).mean()
+
+        return [Term("r2", "D_reg", r2, self.weight)]
+
+
+@REGULARIZERS.register("gp", ref="Gulrajani et al. 2017, Improved Training of Wasserstein GANs (gradient penalty)")
+class GradientPenalty(Regularizer):
+    """lambda E (||grad D(x_hat)|| - 1)^2 on random interpolates of real and fake; lazy (D_reg phase)."""
+
+    default_weight = 10.0
+    lipschitz = True
+
+    def terms(self) -> list[Term]:
+        def gp(v: StepView) -> Tensor:
+            real, fake = v.real.detach(), v.fake.detach()
+            alpha = torch.rand(real.shape[0], *([1] * (real.dim() - 1)), device=real.device, dtype=real.dtype)
+            x = (alpha * real + (1 - alpha) * fake).requires_grad_(True)
+            norm = grad_norm_sq(v.d_fn(x, v.labels), x).add(1e-12).sqrt()
+            return ((norm - 1.0) ** 2).mean()
+
+        return [Term("gp", "D_reg", gp, self.weight)]
+
+
+def weight_matrices(net: nn.Module) -> list[Tensor]:
+    """Every conv / linear weight of ``net`` as a [filters, fan_in] matrix (spectral norm applied if present)."""
+    out = []
+    for m in net.modules():
+        if isinstance(m, nn.ConvTranspose2d):
+            out.append(m.weight.transpose(0, 1).flatten(1))
+        elif isinstance(m, (nn.Conv2d, nn.Linear)):
+            out.append(m.weight.flatten(1))
+    return [w for w in out if w.shape[0] > 1]
+
+
+def orthogonality(w: Tensor) -> Tensor:
+    """BigGAN's variant: ||W W^T (1 - I)||_F^2, only off-diagonal terms (filter norms are free)."""
+    gram = w @ w.t()
+    return (gram * (1 - torch.eye(gram.shape[0], device=w.device, dtype=w.dtype))).pow(2).sum()
+
+
+@REGULARIZERS.register("ortho", ref="Brock et al. 2019, Large Scale GAN Training (orthogonal regularization of G)")
+class Orthogonal(Regularizer):
+    """beta * sum over G's weight matrices of their off-diagonal Gram energy; added to G_main."""
+
+    default_weight = 1e-4
+
+    def terms(self) -> list[Term]:
+        def ortho(v: StepView) -> Tensor:
+            return sum((orthogonality(w) for w in weight_matrices(v.G)), torch.zeros((), device=v.real.device))
+
+        return [Term("ortho", "G_main", ortho, self.weight)]
