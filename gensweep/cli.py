@@ -39,6 +39,7 @@ def cmd_results(args: argparse.Namespace) -> int:
 
 # Modules that add more subcommands: each defines ``register(subparsers)``.
 SUBCOMMAND_MODULES: tuple[str, ...] = (
+    "gensweep.platform.report.cli",
 )
 
 

@@ -126,7 +126,8 @@ def run_sweep(
             name=exp,
             storage_path=train_storage_path(root),
             callbacks=[ResultsCallback(root, exp, flatten_config=flatten_trial_config,
-                                       spec=spec.to_yaml(), seed=spec.seed, budget_iterations=spec.max_evals())],
+                                       spec=spec.to_yaml(), seed=spec.seed, budget_iterations=spec.max_evals(),
+                                       trial_resources=held_resources(spec))],
             verbose=verbose,
         ),
     )
@@ -159,6 +160,12 @@ def shared_dataset(spec: ExperimentSpec, dataset_uri: str):
         return None
     ray.data.DataContext.get_current().enable_progress_bars = False
     return open_dataset(dataset_uri, storage, bad_records=spec.data.bad_records).materialize()
+
+
+def held_resources(spec: ExperimentSpec) -> dict[str, float]:
+    """CPUs and GPUs one trial holds while it runs (all its workers)."""
+    r = spec.resources
+    return {"CPU": r.workers * r.cpus_per_worker, "GPU": r.workers * r.gpus_per_worker}
 
 
 def train_storage_path(root: str) -> str:

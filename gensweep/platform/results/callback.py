@@ -184,6 +184,7 @@ class ResultsCallback(Callback):
         versions: Mapping[str, str] | None = None,
         record_experiment: bool = True,
         budget_iterations: int | None = None,
+        trial_resources: Mapping[str, float] | None = None,
     ):
         if not experiment:
             raise ValueError("ResultsCallback needs an experiment name")
@@ -202,6 +203,9 @@ class ResultsCallback(Callback):
         # A trial that reports this many results has used its whole budget: a scheduler's
         # stop decision on that last result (ASHA at max_t) is a completion, not an early stop.
         self.budget_iterations = budget_iterations
+        # What one trial really holds (e.g. its Train workers), when Tune's own reservation
+        # for the trial actor is only a sliver; used for resources and CPU/GPU-hours.
+        self.trial_resources = dict(trial_resources) if trial_resources else None
         self._init_runtime()
 
     # -------------------------------------------------------------- plumbing
@@ -347,7 +351,7 @@ class ResultsCallback(Callback):
         if last.get("time_total_s") is not None and (wall is None or wall < last["time_total_s"]):
             wall = float(last["time_total_s"])
         config = dict(getattr(trial, "config", None) or {})
-        resources = _trial_resources(trial)
+        resources = self.trial_resources or _trial_resources(trial)
         hours = (wall or 0.0) / 3600.0
         columns = self._trial_columns(trial)
         seed = config.get("seed")

@@ -1,0 +1,42 @@
+"""``gensweep report EXPERIMENT [--root ROOT] [-o report.html]``."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "report",
+        help="write an HTML ablation report of an experiment (no Ray needed)",
+        description="Self-contained HTML ablation report: leaderboard, metric curves, per-factor effects with "
+                    "bootstrap CIs, parameter importance, interaction heatmap, Pareto front, sample grids.",
+    )
+    p.add_argument("experiment", help="experiment id, or a spec name (its latest run)")
+    p.add_argument("--root", default="./gensweep_results", help="results root (local path or s3://)")
+    p.add_argument("-o", "--output", default="report.html", help="output HTML file (default: report.html)")
+    p.add_argument("--metric", default="fid", help="metric to rank and analyse (default: fid)")
+    p.add_argument("--mode", default="min", choices=["min", "max"])
+    p.add_argument("--bootstrap", type=int, default=2000, metavar="N", help="bootstrap resamples (default: 2000)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap and the importance evaluator")
+    p.add_argument("--top", type=int, default=3, help="sample grids of this many best trials (default: 3)")
+    p.add_argument("--workers", type=int, default=None,
+                   help="workers per trial for the cost axis when no cpu_hours/gpu_hours are recorded "
+                        "(default: the spec's resources.workers)")
+    p.set_defaults(func=report_command)
+
+
+def report_command(args: argparse.Namespace) -> int:
+    from gensweep.platform.results import ResultsStore
+
+    from .build import write_report
+
+    store = ResultsStore.open(args.root)
+    try:
+        path = write_report(store, args.experiment, args.output, metric=args.metric, mode=args.mode,
+                            n_boot=args.bootstrap, seed=args.seed, top=args.top, workers=args.workers)
+    except KeyError as e:
+        print(f"gensweep: {e.args[0]}", file=sys.stderr)
+        return 2
+    print(f"wrote {path}")
+    return 0
