@@ -26,7 +26,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     from gensweep.platform.report_text import print_outcome
     from gensweep.platform.runner import run_sweep
 
-    outcome = run_sweep(spec, address=args.address, experiment=args.experiment, num_cpus=args.num_cpus)
+    try:
+        outcome = run_sweep(spec, address=args.address, experiment=args.experiment, num_cpus=args.num_cpus)
+    except SpecError as e:  # the preflight (storage, data, resources) failed: nothing started
+        _print_err(str(e))
+        return 2
     print_outcome(outcome)
     return 0 if outcome.num_errors == 0 else 1
 
@@ -40,6 +44,8 @@ def cmd_results(args: argparse.Namespace) -> int:
 # Modules that add more subcommands: each defines ``register(subparsers)``.
 SUBCOMMAND_MODULES: tuple[str, ...] = (
     "gensweep.platform.report.cli",
+    "gensweep.cluster.cli",
+    "gensweep.platform.resume",
 )
 
 

@@ -1,0 +1,61 @@
+"""Trial concurrency derived from cluster resources (`search.max_concurrent` not given)."""
+from __future__ import annotations
+
+import pytest
+
+from gensweep.cli import main as cli_main
+from gensweep.cluster.resources import TRIAL_DRIVER_CPU, max_concurrent_trials, trial_resources
+from gensweep.platform.spec import parse_spec
+
+
+def spec(workers=1, cpus=1.0, gpus=0.0):
+    return parse_spec({"name": "r", "resources": {"workers": workers, "cpus_per_worker": cpus,
+                                                  "gpus_per_worker": gpus}})
+
+
+def node(cpu, gpu=0.0):
+    return {"CPU": cpu, "GPU": gpu, "memory": 1e10, "node:10.0.0.1": 1.0}
+
+
+def test_trial_resources_add_the_driver_share():
+    assert trial_resources(spec(workers=2, cpus=3, gpus=0.5)) == {"CPU": 6 + TRIAL_DRIVER_CPU, "GPU": 1.0}
+    assert trial_resources(spec()) == {"CPU": 1 + TRIAL_DRIVER_CPU}
+
+
+@pytest.mark.parametrize("nodes, s, expected", [
+    # 8 CPUs, 2 CPU per trial + driver share: 3 whole trials (4 would need 8.04)
+    ([node(8)], spec(cpus=2), 3),
+    ([node(9)], spec(cpus=2), 4),
+    # a worker cannot span nodes: two 3-CPU nodes hold one 2-CPU worker each, not three
+    ([node(3), node(3)], spec(cpus=2), 2),
+    # totals only (one mapping) treat the cluster as one node
+    (node(6), spec(cpus=2), 2),
+    # fractional GPUs: four 0.25-GPU trials share each GPU; CPUs are not the limit here
+    ([node(16, 1), node(16, 1)], spec(cpus=1, gpus=0.25), 8),
+    ([node(16, 4)], spec(cpus=1, gpus=0.5), 8),
+    # GPU trials with several workers: 2 workers x 1 GPU on 4-GPU nodes
+    ([node(32, 4), node(32, 4)], spec(workers=2, cpus=4, gpus=1), 4),
+    # CPUs limit before GPUs: 4 CPUs per worker, 8 CPUs, 4 GPUs
+    ([node(8, 4)], spec(cpus=4, gpus=0.5), 1),
+    # CPU-only head plus GPU workers: GPU trials land on GPU nodes, drivers anywhere
+    ([node(4), node(8, 1), node(8, 1)], spec(cpus=2, gpus=1), 2),
+    # nothing fits (e.g. an autoscaling cluster with no GPU node yet): still 1
+    ([node(4)], spec(gpus=1), 1),
+    ([], spec(), 1),
+])
+def test_max_concurrent_trials(nodes, s, expected):
+    assert max_concurrent_trials(s, nodes) == expected
+
+
+def test_limit_caps_the_answer():
+    assert max_concurrent_trials(spec(cpus=0.5), [node(10_000)], limit=50) == 50
+
+
+def test_cluster_plan_command(tmp_path, capsys):
+    path = tmp_path / "s.yaml"
+    path.write_text("name: plan\nresources: {workers: 2, cpus_per_worker: 2, gpus_per_worker: 0.5}\n")
+    assert cli_main(["cluster", "plan", str(path), "--node", "CPU=8", "--node", "CPU=16,GPU=2*3"]) == 0
+    out = capsys.readouterr().out
+    # per GPU node: 2 GPUs / 0.5 = 4 workers (CPUs would allow 8); 3 nodes = 12 workers = 6 trials
+    assert "each trial holds CPU=4.01, GPU=1" in out and "6 fit at once" in out
+    assert cli_main(["cluster", "plan", str(path), "--node", "CPU"]) == 2
