@@ -1,0 +1,226 @@
+"""Prepare a source into fingerprinted Parquet shards + ``manifest.json``.
+
+Layout under DEST (local path or ``s3://bucket/prefix``)::
+
+    part-00000.parquet ... part-NNNNN.parquet   # image/label/index, index order
+    manifest.json                               # written last
+
+Re-running with the same content is a no-op (the existing manifest is returned);
+different content at a DEST that already holds a dataset is an error unless
+``overwrite=True``. Local destinations are guarded by a file lock so concurrent
+preparations of the same directory serialise; on S3 concurrent writers of the same
+content write identical objects and the manifest is a single atomic PUT.
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import re
+from datetime import datetime, timezone
+from typing import Iterator
+
+import numpy as np
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+from filelock import FileLock
+
+from gensweep.platform.data.manifest import (
+    MANIFEST_NAME,
+    Fingerprinter,
+    Manifest,
+    try_load_manifest_at,
+    write_manifest_at,
+)
+from gensweep.platform.data.records import records_table
+from gensweep.platform.data.sources import MNIST_DESCRIPTION, Source, SourceError, open_source
+from gensweep.platform.data.storage import (
+    StorageOptions,
+    exists,
+    is_local,
+    join_uri,
+    list_files,
+    redact_uri,
+    resolve,
+)
+from gensweep.platform.data.subset import stratified_indices
+from gensweep.platform.data.transforms import RESIZE_MODES, TargetSpec, transform_images
+
+log = logging.getLogger(__name__)
+
+SHARD_PATTERN = re.compile(r"^part-\d{5,}\.parquet$")
+LOCK_NAME = ".gensweep-prepare.lock"
+PARQUET_COMPRESSION = "zstd"
+
+
+class DatasetExistsError(FileExistsError):
+    """DEST already holds a prepared dataset with different content."""
+
+
+def shard_name(i: int) -> str:
+    return f"part-{i:05d}.parquet"
+
+
+def target_spec(src: Source, resolution: int | None, channels: int | None, resize: str) -> TargetSpec:
+    if resize not in RESIZE_MODES:
+        raise ValueError(f"resize must be one of {RESIZE_MODES}, got {resize!r}")
+    if resolution is None:
+        shape = src.native_shape
+        if shape is None or shape[0] != shape[1]:
+            raise SourceError(
+                f"{src.description}: images are not all the same square size "
+                f"({'mixed sizes' if shape is None else f'{shape[0]}x{shape[1]}'}); pass resolution=..."
+            )
+        resolution = shape[0]
+    return TargetSpec(int(resolution), int(channels if channels is not None else src.native_channels), resize)
+
+
+def _chunks(src: Source, spec: TargetSpec, indices: np.ndarray, rows: int
+            ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    for start in range(0, len(indices), rows):
+        chunk = indices[start:start + rows]
+        yield chunk, transform_images(src.load(chunk), spec), src.labels[chunk]
+
+
+def _fingerprinter(spec: TargetSpec, count: int) -> Fingerprinter:
+    return Fingerprinter(count, spec.resolution, spec.resolution, spec.channels)
+
+
+def _fingerprint_only(src: Source, spec: TargetSpec, indices: np.ndarray, rows: int) -> str:
+    fp = _fingerprinter(spec, len(indices))
+    for _, images, labels in _chunks(src, spec, indices, rows):
+        fp.update(images, labels)
+    return fp.hexdigest()
+
+
+def _dest_lock(fs, root: str):
+    if not isinstance(fs, pafs.LocalFileSystem):
+        return contextlib.nullcontext()
+    os.makedirs(root, exist_ok=True)
+    return FileLock(os.path.join(root, LOCK_NAME))
+
+
+def _remove(fs, root: str, names: list[str]) -> None:
+    for name in names:
+        path = f"{root.rstrip('/')}/{name}"
+        if exists(fs, path):
+            fs.delete_file(path)
+
+
+def prepare(
+    source: str,
+    dest: str,
+    *,
+    resolution: int | None = None,
+    channels: int | None = None,
+    resize: str = "pad",
+    fraction: float = 1.0,
+    seed: int = 0,
+    shard_rows: int = 2048,
+    storage: StorageOptions | None = None,
+    overwrite: bool = False,
+) -> Manifest:
+    """Transform ``source`` and write it as Parquet shards + manifest under ``dest``.
+
+    ``resolution``/``channels`` default to the source's own (square, uniform) size and
+    channel count. ``fraction < 1`` keeps a seeded, class-stratified subset (rounding
+    rule in :mod:`gensweep.platform.data.subset`). Returns the manifest.
+    """
+    if shard_rows < 1:
+        raise ValueError(f"shard_rows must be >= 1, got {shard_rows}")
+    src = open_source(source)
+    if src.count == 0:
+        raise SourceError(f"{src.description}: no images")
+    spec = target_spec(src, resolution, channels, resize)
+    indices = stratified_indices(src.labels, fraction, seed)
+    fs, root = resolve(dest, storage)
+
+    with _dest_lock(fs, root):
+        existing = try_load_manifest_at(fs, root)
+        if existing is not None:
+            fingerprint = _fingerprint_only(src, spec, indices, shard_rows)
+            if fingerprint == existing.fingerprint:
+                log.info("dataset at %s is up to date (%s)", redact_uri(dest), existing.short_fingerprint)
+                return existing
+            if not overwrite:
+                raise DatasetExistsError(
+                    f"{redact_uri(dest)!r} already holds a different dataset "
+                    f"({existing.short_fingerprint}, source {existing.source!r}); new content would be "
+                    f"{fingerprint[len('sha256:'):][:12]}. Pass overwrite=True or choose another destination."
+                )
+            # Drop the manifest first: from here on the location reads as incomplete.
+            _remove(fs, root, [MANIFEST_NAME])
+            _remove(fs, root, existing.shards)
+        # Shards left by an interrupted preparation (no manifest) are ours to replace.
+        _remove(fs, root, [n for n in list_files(fs, root) if SHARD_PATTERN.match(n)])
+
+        fp = _fingerprinter(spec, len(indices))
+        shards, counts, labels_seen = [], [], set()
+        for i, (chunk, images, labels) in enumerate(_chunks(src, spec, indices, shard_rows)):
+            fp.update(images, labels)
+            name = shard_name(i)
+            pq.write_table(records_table(images, labels, chunk), f"{root.rstrip('/')}/{name}",
+                           filesystem=fs, compression=PARQUET_COMPRESSION)
+            shards.append(name)
+            counts.append(int(len(chunk)))
+            labels_seen.update(int(v) for v in np.unique(labels))
+
+        names = src.label_names
+        manifest = Manifest(
+            fingerprint=fp.hexdigest(),
+            count=int(len(indices)),
+            resolution=spec.resolution,
+            channels=spec.channels,
+            labels=sorted(labels_seen),
+            label_names={k: v for k, v in names.items() if k in labels_seen} if names else None,
+            shards=shards,
+            shard_counts=counts,
+            source=redact_uri(src.description),
+            created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            fraction=float(fraction),
+            seed=int(seed),
+            resize=spec.resize,
+        )
+        write_manifest_at(fs, root, manifest)
+        log.info("prepared %d images (%s) at %s", manifest.count, manifest.short_fingerprint, redact_uri(dest))
+        return manifest
+
+
+def mnist_uri(dest_root: str, resolution: int = 32, channels: int = 1, resize: str = "pad") -> str:
+    name = f"mnist-{resolution}"
+    name += "" if channels == 1 else f"-c{channels}"
+    name += "" if resize == "pad" else f"-{resize}"
+    return join_uri(dest_root, "datasets", name)
+
+
+def ensure_mnist(
+    dest_root: str,
+    resolution: int = 32,
+    *,
+    channels: int = 1,
+    resize: str = "pad",
+    storage: StorageOptions | None = None,
+) -> str:
+    """Prepare the bundled MNIST digits once under ``dest_root/datasets/mnist-R`` and return the URI.
+
+    Safe to call from several processes at once: for local roots a file lock next to
+    the dataset serialises them and later callers find the finished manifest; on S3
+    :func:`prepare` is idempotent and the manifest is written atomically last.
+    """
+    uri = mnist_uri(dest_root, resolution, channels, resize)
+    if is_local(dest_root):
+        fs, root = resolve(uri)
+        parent = os.path.dirname(root)
+        os.makedirs(parent, exist_ok=True)
+        lock = FileLock(os.path.join(parent, f".{os.path.basename(root)}.lock"))
+    else:
+        fs, root = resolve(uri, storage)
+        lock = contextlib.nullcontext()
+    with lock:
+        existing = try_load_manifest_at(fs, root)
+        if existing is not None and (existing.source, existing.resolution, existing.channels,
+                                     existing.resize, existing.fraction) == (
+                MNIST_DESCRIPTION, resolution, channels, resize, 1.0):
+            return uri
+        prepare("mnist", uri, resolution=resolution, channels=channels, resize=resize, storage=storage)
+    return uri
