@@ -45,7 +45,6 @@ def cmd_results(args: argparse.Namespace) -> int:
 SUBCOMMAND_MODULES: tuple[str, ...] = (
     "gensweep.platform.report.cli",
     "gensweep.cluster.cli",
-    "gensweep.platform.resume",
 )
 
 
