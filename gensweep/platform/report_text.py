@@ -52,7 +52,11 @@ def print_outcome(outcome) -> None:
     table = board_table(outcome.results_root, outcome.experiment)
     print()
     print(f"Leaderboard of {outcome.experiment} ({outcome.wall_time_s:.0f} s wall):")
-    print(format_table(table) if not table.empty else "  (no trial reported)")
+    print(format_table(table.drop(columns=["sample grid"])) if not table.empty else "  (no trial reported)")
+    if not table.empty:
+        print("\nSample grids (last evaluation of each trial):")
+        for trial, path in zip(table["trial"], table["sample grid"]):
+            print(f"  {trial}  {path}")
     print(f"\nResults store: {outcome.results_root}   (gensweep results --root {outcome.results_root} show {outcome.experiment})")
 
 
