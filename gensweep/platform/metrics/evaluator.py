@@ -1,0 +1,194 @@
+"""Sample -> features -> metrics, optionally split over the ranks of a distributed training job.
+
+Generation is cut into fixed batches: batch ``i`` holds ``batch_size``
+images (the last one the remainder) produced by
+``sample_fn(count, seed=latent_seed + i)``, so every trial of a sweep is
+scored on the same noise.  Rank ``r`` of ``world_size`` handles the batches
+with ``i % world_size == r``; the per-rank features are gathered and put
+back in batch order, so the metrics equal those of a single process on the
+same latents.  This module must not import Ray: it runs inside training
+workers, which pass a gather callable (see :func:`torch_distributed_all_gather`).
+
+Metrics: FID (Heusel et al. 2017), KID (Bińkowski et al. 2018), improved
+precision/recall (Kynkäänniemi et al. 2019), Inception Score (Salimans et al. 2016).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .backbones import Backbone
+from .distances import frechet_distance, inception_score, kid, precision_recall
+from .refstats import ProtocolMismatch, RefStats
+from .statistics import mean_cov
+
+__all__ = [
+    "METRICS",
+    "EvalProtocol",
+    "evaluate",
+    "generate_features",
+    "compute_metrics",
+    "torch_distributed_all_gather",
+]
+
+METRICS = ("fid", "kid", "pr", "is")
+
+SampleFn = Callable[[int, int], torch.Tensor]
+AllGather = Callable[[torch.Tensor], Sequence[torch.Tensor]]
+
+
+@dataclass(frozen=True)
+class EvalProtocol:
+    """How a generator is scored: backbone, sample count, batching, shared latent seed and metric options."""
+
+    backbone: str = "mnist-lenet"
+    num_samples: int = 5000
+    batch_size: int = 250
+    latent_seed: int = 0
+    metrics: tuple[str, ...] = ("fid",)
+    kid_subsets: int = 100
+    kid_subset_size: int = 1000
+    kid_seed: int = 0
+    pr_k: int = 3
+    is_splits: int = 10
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "metrics", tuple(self.metrics))
+        unknown = [m for m in self.metrics if m not in METRICS]
+        if unknown:
+            raise ValueError(f"unknown metrics {unknown}; allowed: {', '.join(METRICS)}")
+        if self.num_samples < 2 or self.batch_size < 1:
+            raise ValueError(f"need num_samples >= 2 and batch_size >= 1; got {self.num_samples}, {self.batch_size}")
+
+    def batches(self) -> list[tuple[int, int]]:
+        """(batch index, image count) of every generation batch, in order."""
+        n, b = self.num_samples, self.batch_size
+        return [(i, min(b, n - i * b)) for i in range((n + b - 1) // b)]
+
+
+def _check_resolution(ref: RefStats, images: torch.Tensor) -> None:
+    h, w = images.shape[-2:]
+    ref.check_compatible(resolution=int(h) if h == w else f"{h}x{w}")
+
+
+@torch.no_grad()
+def generate_features(
+    sample_fn: SampleFn,
+    backbone: Backbone,
+    protocol: EvalProtocol,
+    *,
+    ref: RefStats | None = None,
+    rank: int = 0,
+    world_size: int = 1,
+    all_gather: AllGather | None = None,
+) -> dict[str, np.ndarray]:
+    """Generate this rank's batches, extract features (and logits), gather all ranks and return them in batch order."""
+    if world_size > 1 and all_gather is None:
+        raise ValueError("world_size > 1 needs an all_gather callable")
+    if not 0 <= rank < world_size:
+        raise ValueError(f"rank {rank} outside world_size {world_size}")
+    want_logits = "is" in protocol.metrics
+    if want_logits and not backbone.has_logits:
+        raise ValueError(f"metric 'is' needs logits; backbone {backbone.name!r} has none")
+    backbone.eval()
+    width = backbone.feature_dim + (int(getattr(backbone, "num_classes", 10)) if want_logits else 0)
+
+    schedule = protocol.batches()
+    local: list[torch.Tensor] = []
+    for i, count in schedule:
+        if i % world_size != rank:
+            continue
+        images = sample_fn(count, protocol.latent_seed + i)
+        if images.shape[0] != count:
+            raise ValueError(f"sample_fn returned {images.shape[0]} images for batch {i}, expected {count}")
+        if ref is not None:
+            _check_resolution(ref, images)
+        out = backbone(images)
+        parts = [out["features"]] + ([out["logits"]] if want_logits else [])
+        local.append(torch.cat(parts, dim=1).to("cpu", torch.float32))
+    mine = torch.cat(local) if local else torch.zeros(0, width)
+
+    if world_size == 1:
+        full = mine
+    else:
+        gathered = [torch.as_tensor(t).to("cpu", torch.float32) for t in all_gather(mine)]
+        if len(gathered) != world_size:
+            raise RuntimeError(f"all_gather returned {len(gathered)} parts for world_size {world_size}")
+        per_rank = []
+        for r, t in enumerate(gathered):
+            counts = [c for i, c in schedule if i % world_size == r]
+            if t.shape[0] != sum(counts):
+                raise RuntimeError(f"rank {r} sent {t.shape[0]} rows, expected {sum(counts)}")
+            per_rank.append(iter(torch.split(t, counts)) if counts else iter(()))
+        full = torch.cat([next(per_rank[i % world_size]) for i, _ in schedule])
+
+    feats = full[:, : backbone.feature_dim].numpy()
+    result = {"features": feats}
+    if want_logits:
+        result["logits"] = full[:, backbone.feature_dim :].numpy()
+    return result
+
+
+def compute_metrics(fake: dict[str, np.ndarray], ref: RefStats, protocol: EvalProtocol) -> dict[str, float]:
+    """Metrics of generated ``fake`` features (and logits) against reference statistics ``ref``."""
+    feats = fake["features"]
+    out: dict[str, float] = {}
+    if "fid" in protocol.metrics:
+        mu, sigma = mean_cov(feats)
+        out["fid"] = frechet_distance(ref.mu, ref.sigma, mu, sigma)
+    if "kid" in protocol.metrics:
+        out["kid"], out["kid_std"] = kid(
+            ref.features, feats, subsets=protocol.kid_subsets, subset_size=protocol.kid_subset_size, seed=protocol.kid_seed
+        )
+    if "pr" in protocol.metrics:
+        real = ref.features
+        if len(real) > len(feats):  # equal-size sets, as Kynkäänniemi et al.; fixed subset
+            idx = np.sort(np.random.default_rng(0).choice(len(real), len(feats), replace=False))
+            real = real[idx]
+        out["precision"], out["recall"] = precision_recall(real, feats, k=protocol.pr_k)
+    if "is" in protocol.metrics:
+        out["is"], out["is_std"] = inception_score(fake["logits"], splits=protocol.is_splits)
+    return out
+
+
+def evaluate(
+    sample_fn: SampleFn,
+    backbone: Backbone,
+    ref: RefStats,
+    protocol: EvalProtocol,
+    *,
+    rank: int = 0,
+    world_size: int = 1,
+    all_gather: AllGather | None = None,
+) -> dict:
+    """Score a generator: features of ``protocol.num_samples`` samples vs ``ref``; same result on every rank."""
+    if backbone.name != protocol.backbone:
+        raise ProtocolMismatch(f"backbone: protocol={protocol.backbone!r} vs given={backbone.name!r}")
+    ref.check_compatible(protocol=backbone.protocol)
+    fake = generate_features(sample_fn, backbone, protocol, ref=ref, rank=rank, world_size=world_size, all_gather=all_gather)
+    result: dict = compute_metrics(fake, ref, protocol)
+    result.update(eval_n=int(len(fake["features"])), backbone=backbone.name, refstats_key=ref.key.slug)
+    return result
+
+
+def torch_distributed_all_gather(tensor: torch.Tensor, group=None) -> list[torch.Tensor]:
+    """All-gather tensors whose first dimension differs between ranks (pads to the max, works with gloo and nccl)."""
+    import torch.distributed as dist
+
+    world = dist.get_world_size(group)
+    home = tensor.device
+    device = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend(group) == "nccl" else torch.device("cpu")
+    t = tensor.detach().to(device).contiguous()
+    size = torch.tensor([t.shape[0]], dtype=torch.long, device=device)
+    sizes = [torch.zeros_like(size) for _ in range(world)]
+    dist.all_gather(sizes, size, group=group)
+    counts = [int(s.item()) for s in sizes]
+    padded = t.new_zeros((max(counts), *t.shape[1:]))
+    padded[: t.shape[0]] = t
+    parts = [torch.empty_like(padded) for _ in range(world)]
+    dist.all_gather(parts, padded, group=group)
+    return [p[:c].to(home) for p, c in zip(parts, counts)]

@@ -1,0 +1,167 @@
+"""Statistics and distances: Fréchet (vs the classic sqrtm formula), KID, precision/recall, Inception Score."""
+
+from __future__ import annotations
+
+import contextlib
+import warnings
+
+import numpy as np
+import pytest
+import scipy.linalg
+import torch
+
+from gensweep.platform.metrics import (
+    frechet_distance,
+    inception_score,
+    kid,
+    mean_cov,
+    precision_recall,
+    trace_sqrt_product,
+)
+
+
+def one_blas_thread():
+    """Single-threaded BLAS: sqrtm barely gains from 2 threads, and spinning BLAS threads crawl on a busy machine."""
+    try:
+        from threadpoolctl import threadpool_limits  # present via scikit-learn (mlxtend)
+    except ImportError:  # pragma: no cover
+        return contextlib.nullcontext()
+    return threadpool_limits(1)
+
+
+def classic_fid(mu1, s1, mu2, s2):
+    """The original FID formula: tr(S1 + S2 - 2 sqrtm(S1 S2)) + |mu1 - mu2|^2, in float64."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        covmean = np.real(scipy.linalg.sqrtm(s1 @ s2))
+    d = mu1 - mu2
+    return float(d @ d + np.trace(s1) + np.trace(s2) - 2 * np.trace(covmean))
+
+
+def features(rng, n, d, scale=None, shift=0.0):
+    x = rng.standard_normal((n, d))
+    if scale is not None:
+        x = x * scale
+    return x + shift
+
+
+def stats_pair(kind, d, rng):
+    if kind == "well":
+        a, b = features(rng, 4 * d, d), features(rng, 4 * d, d, shift=0.3) * 1.2
+    elif kind == "rank_deficient":  # N < D: both covariances singular
+        a, b = features(rng, d // 2, d), features(rng, d // 2 + 3, d, shift=0.1)
+    elif kind == "tiny_eigenvalues":  # spectrum spanning 12 orders of magnitude
+        a = features(rng, 4 * d, d, scale=np.logspace(0, -6, d))
+        b = features(rng, 4 * d, d, scale=np.logspace(-6, 0, d), shift=0.05)
+    else:
+        raise AssertionError(kind)
+    return (*mean_cov(a), *mean_cov(b))
+
+
+@pytest.mark.parametrize("kind", ["well", "rank_deficient", "tiny_eigenvalues"])
+@pytest.mark.parametrize("method", ["cholesky", "eigh"])
+def test_frechet_matches_sqrtm_64d(kind, method):
+    rng = np.random.default_rng(1)
+    mu1, s1, mu2, s2 = stats_pair(kind, 64, rng)
+    ours = frechet_distance(mu1, s1, mu2, s2, method=method)
+    ref = classic_fid(mu1, s1, mu2, s2)
+    assert ours == pytest.approx(ref, rel=1e-6)
+
+
+@pytest.fixture(scope="module")
+def stats_2048():
+    # One ill-conditioned 2048-d case (rank-deficient S1 with a 1e-3..1 scale spread); sqrtm at 2048-d costs ~15 s.
+    rng = np.random.default_rng(2)
+    a = features(rng, 1500, 2048, scale=np.logspace(0, -3, 2048))
+    b = features(rng, 2200, 2048, shift=0.02) * 0.5
+    with one_blas_thread():
+        mu1, s1 = mean_cov(a)
+        mu2, s2 = mean_cov(b)
+        return mu1, s1, mu2, s2, classic_fid(mu1, s1, mu2, s2)
+
+
+def test_frechet_matches_sqrtm_2048d_ill_conditioned(stats_2048):
+    mu1, s1, mu2, s2, ref = stats_2048
+    with one_blas_thread():
+        assert np.linalg.eigvalsh(s1)[0] < 1e-12 * np.trace(s1)  # singular: N = 1500 < D = 2048
+        assert frechet_distance(mu1, s1, mu2, s2) == pytest.approx(ref, rel=1e-6)
+
+
+def test_frechet_symmetric_self_zero_and_torch_inputs():
+    rng = np.random.default_rng(9)
+    mu1, s1 = mean_cov(features(rng, 200, 256, scale=np.logspace(0, -4, 256)))
+    mu2, s2 = mean_cov(features(rng, 300, 256, shift=0.1))
+    ab, ba = frechet_distance(mu1, s1, mu2, s2), frechet_distance(mu2, s2, mu1, s1)
+    assert ab == pytest.approx(ba, rel=1e-9)
+    scale = np.trace(s1)
+    assert abs(frechet_distance(mu1, s1, mu1, s1)) < 1e-6 * scale
+    t = [torch.from_numpy(x) for x in (mu1, s1, mu2, s2)]
+    assert frechet_distance(*t) == pytest.approx(ab, rel=1e-12)
+
+
+def test_trace_sqrt_product_known_value():
+    # diagonal case: tr sqrt(diag(a) diag(b)) = sum sqrt(a b)
+    a, b = np.array([4.0, 1.0, 0.0, 9.0]), np.array([1.0, 16.0, 5.0, 4.0])
+    assert trace_sqrt_product(np.diag(a), np.diag(b)) == pytest.approx(2 + 4 + 0 + 6, abs=1e-12)
+
+
+def test_mean_cov_matches_numpy_and_is_float64():
+    x = np.random.default_rng(3).standard_normal((300, 17)).astype(np.float32)
+    mu, sigma = mean_cov(x, chunk=64)
+    assert mu.dtype == np.float64 and sigma.dtype == np.float64
+    np.testing.assert_allclose(mu, x.astype(np.float64).mean(0), rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(sigma, np.cov(x.astype(np.float64), rowvar=False), rtol=1e-10, atol=1e-12)
+
+
+def test_kid_near_zero_same_distribution_positive_when_shifted():
+    rng = np.random.default_rng(4)
+    real, same = rng.standard_normal((1000, 32)), rng.standard_normal((1000, 32))
+    shifted = rng.standard_normal((1000, 32)) + 0.5
+    k_same, k_same_std = kid(real, same, subsets=20, subset_size=500, seed=0)
+    k_shift, _ = kid(real, shifted, subsets=20, subset_size=500, seed=0)
+    assert k_shift > 0.05
+    assert abs(k_same) < 0.02 * k_shift
+    assert k_same_std < 0.1 * k_shift
+    assert kid(real, same, subsets=20, subset_size=500, seed=0) == (k_same, k_same_std)  # seeded
+
+
+def test_kid_unbiased_estimator_value():
+    # subset_size == set size: one exact evaluation of the unbiased MMD^2 with k(x,y) = (x.y/d + 1)^3
+    rng = np.random.default_rng(5)
+    x, y = rng.standard_normal((40, 8)), rng.standard_normal((40, 8)) + 0.3
+    k = lambda a, b: (a @ b.T / 8 + 1) ** 3  # noqa: E731
+    m = 40
+    kxx, kyy, kxy = k(x, x), k(y, y), k(x, y)
+    expected = (kxx.sum() - np.trace(kxx)) / (m * (m - 1)) + (kyy.sum() - np.trace(kyy)) / (m * (m - 1)) - 2 * kxy.mean()
+    mean, std = kid(x, y, subsets=3, subset_size=40)
+    assert mean == pytest.approx(expected, rel=1e-10) and std == pytest.approx(0, abs=1e-10)
+
+
+def test_precision_recall_identical_and_disjoint():
+    rng = np.random.default_rng(6)
+    real = rng.standard_normal((500, 16))
+    p, r = precision_recall(real, real.copy(), k=3, chunk=128)  # chunk < N exercises the blocking
+    assert (p, r) == (1.0, 1.0)
+    far = rng.standard_normal((400, 16)) + 100.0
+    p, r = precision_recall(real, far, k=3, chunk=128)
+    assert p < 0.01 and r < 0.01
+
+
+def test_precision_recall_partial_overlap_and_chunk_invariance():
+    rng = np.random.default_rng(7)
+    real = rng.standard_normal((300, 8))
+    fake = np.concatenate([rng.standard_normal((150, 8)), rng.standard_normal((150, 8)) + 50])
+    p, r = precision_recall(real, fake, k=3, chunk=4096)
+    assert 0.35 < p < 0.6  # half of the fakes are far away
+    assert r > 0.8
+    assert precision_recall(real, fake, k=3, chunk=37) == (p, r)
+
+
+def test_inception_score_uniform_one_hot_and_constant():
+    labels = np.arange(1000) % 10
+    one_hot = np.full((1000, 10), -50.0)
+    one_hot[np.arange(1000), labels] = 50.0
+    mean, std = inception_score(one_hot, splits=10)
+    assert mean == pytest.approx(10.0, rel=1e-6) and std < 1e-6
+    mean, std = inception_score(np.tile(np.random.default_rng(8).standard_normal(10), (1000, 1)), splits=10)
+    assert mean == pytest.approx(1.0, abs=1e-9)
