@@ -45,6 +45,7 @@ def cmd_results(args: argparse.Namespace) -> int:
 SUBCOMMAND_MODULES: tuple[str, ...] = (
     "gensweep.platform.report.cli",
     "gensweep.cluster.cli",
+    "gensweep.platform.data_cli",
 )
 
 
