@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import socket
-import sys
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -144,7 +143,6 @@ def _dist_worker(rank: int, world_size: int, port: int, ref: RefStats, out_dir: 
         dist.destroy_process_group()
 
 
-@pytest.mark.skipif(sys.platform == "win32", reason="gloo tcp test uses fork-free spawn on posix")
 def test_two_gloo_ranks_match_single_process(ref, tmp_path):
     import torch.multiprocessing as tmp
 

@@ -60,6 +60,11 @@ def test_two_trial_sweep_writes_the_store(tmp_path, ray_local, capsys):
     out = capsys.readouterr().out
     assert "mnist-lenet" in out and all(t in out for t in metrics["trial_id"].unique())
 
+    # TensorBoard event files per trial (Tune's TBX logger)
+    from gensweep.platform.dashboards import tensorboard_event_files, tensorboard_logdir
+
+    assert tensorboard_event_files(tensorboard_logdir(str(tmp_path), "e2e-run"))
+
     # reference statistics were computed once, by the driver, and are reused by the next sweep
     setup = setup_sweep(spec, "e2e-again")
     assert setup.plan.eval_runtime["computed"] is False
@@ -74,6 +79,25 @@ def test_inline_launcher_runs_the_same_loop_in_the_trial_actor(tmp_path, ray_loc
     for _, rows in metrics.groupby("trial_id"):
         assert sorted(rows["step"]) == [15, 30] and all(math.isfinite(v) for v in rows["fid"])
         assert (rows["loop_time_s"] > 0).all()
+
+
+def test_diffusion_sweep_end_to_end(tmp_path, ray_local):
+    spec = parse_spec({
+        "name": "diff", "family": "diffusion",
+        "trainable": {"steps": 20, "eval_every": 10, "width": 8, "channel_mult": [1, 2], "attn_res": 0,
+                      "batch_size": 32, "num_classes": 0, "eval_samplers": ["ddim:5", "euler:4"]},
+        "space": {"schedule": ["linear", "flow"]},
+        "search": {"algorithm": "grid", "seeds": [0]}, "scheduler": {"kind": "none"},
+        "eval": {"num_samples": 200, "ref_samples": 1000}, "results": {"root": str(tmp_path)},
+    })
+    outcome = run_sweep(spec, experiment="diff-run")
+    assert outcome.num_errors == 0
+    metrics = ResultsStore.open(str(tmp_path)).read("metrics", "diff-run")
+    assert set(metrics["config/schedule"]) == {"linear", "flow"}
+    for _, rows in metrics.groupby("trial_id"):
+        assert sorted(rows["step"]) == [10, 20]
+        # one FID per (sampler, steps) setting, the first also as plain `fid`
+        assert rows["fid"].equals(rows["fid/ddim-5"]) and rows["fid/euler-4"].notna().all()
 
 
 def test_trial_resumes_from_its_checkpoint(tmp_path, ray_local):

@@ -7,6 +7,8 @@ from typing import Any, Callable, Mapping, Optional
 from pydantic import BaseModel, ValidationError
 
 from gensweep.trainables.context import TrialContext
+from gensweep.trainables.diffusion.config import DiffusionConfig
+from gensweep.trainables.diffusion.trainable import train_diffusion
 from gensweep.trainables.gan.config import GanConfig
 from gensweep.trainables.gan.rules import violations as gan_violations
 from gensweep.trainables.gan.trainable import train_gan
@@ -32,3 +34,4 @@ class Family:
 
 FAMILIES: Registry[Family] = Registry("trainable family")
 FAMILIES.register("gan", ref="Goodfellow et al. 2014, Generative Adversarial Nets")(Family(GanConfig, train_gan, gan_violations))
+FAMILIES.register("diffusion", ref="Ho et al. 2020, Denoising Diffusion Probabilistic Models; Lipman et al. 2023, Flow Matching")(Family(DiffusionConfig, train_diffusion))

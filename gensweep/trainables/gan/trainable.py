@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from gensweep.trainables.context import TrialContext
+from gensweep.trainables.errors import Diverged, backward_checked, check_gradients
 from gensweep.trainables.gan.config import GanConfig
 from gensweep.trainables.gan.losses import LOSSES
 from gensweep.trainables.gan.phases import Phase, StepInputs, build_phases
@@ -20,15 +21,6 @@ from gensweep.trainables.gan.state import GanState
 from gensweep.trainables.rng import seed_everything
 
 __all__ = ["Diverged", "GanState", "sampler", "train_gan", "untrained_generator"]
-
-
-class Diverged(RuntimeError):
-    """A loss or gradient stopped being finite (or exploded); the trial cannot go on."""
-
-    def __init__(self, step: int, reason: str):
-        super().__init__(f"diverged at step {step}: {reason}")
-        self.step = step
-        self.reason = reason
 
 
 def sampler(net: nn.Module, cfg: GanConfig, device: torch.device):
@@ -56,13 +48,12 @@ def run_phase(phase: Phase, st: GanState, inp: StepInputs, ctx: TrialContext) ->
     opt = st.opt[phase.net]
     opt.zero_grad(set_to_none=True)
     loss, view, logs = phase.run(inp)
-    if not torch.isfinite(loss):
-        raise Diverged(st.step, f"{phase.name} loss is {loss.item()}")
-    loss.backward()
+    # A non-finite loss poisons the gradients, and the check comes after the all-reduce, so
+    # every rank stops at the same step (none is left waiting in an all-reduce).
+    bad_loss = backward_checked(loss, net.parameters(), f"{phase.name} loss")
     ctx.reduce_gradients(net)
     grad_norm = torch.nn.utils.clip_grad_norm_(net.parameters(), float("inf"))
-    if not torch.isfinite(grad_norm) or grad_norm > st.cfg.max_grad_norm:
-        raise Diverged(st.step, f"{phase.name} gradient norm is {grad_norm.item():.3g}")
+    check_gradients(st.step, bad_loss, grad_norm, st.cfg.max_grad_norm, f"{phase.name} gradient norm")
     opt.step()
     for ing in st.ingredients():
         ing.after_phase(phase.name, view)

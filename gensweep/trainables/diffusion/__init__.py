@@ -1,0 +1,1 @@
+"""Diffusion and flow-matching trainable: schedules, parameterizations, objectives, samplers, a small U-Net."""

@@ -1,0 +1,117 @@
+"""The diffusion trainable's settings: one validated model; names are checked against the registries."""
+from __future__ import annotations
+
+from typing import Any, Optional
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from gensweep.trainables.diffusion.objectives import WEIGHTINGS
+from gensweep.trainables.diffusion.parameterization import NEEDS_POSITIVE_ALPHA, PREDICTIONS
+from gensweep.trainables.diffusion.samplers import SAMPLERS, parse_setting
+from gensweep.trainables.diffusion.schedules import PATHS, get_path
+
+
+class DiffusionConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    seed: int = 0
+    steps: int = Field(2000, ge=1, description="optimizer updates (one data batch each)")
+    batch_size: int = Field(64, ge=2)
+    resolution: int = Field(32, ge=4)
+    channels: int = Field(1, ge=1, le=4)
+    num_classes: int = Field(10, ge=0, description="0: unconditional")
+    # network
+    width: int = Field(32, ge=4, description="channels of the first U-Net level")
+    channel_mult: list[int] = Field(default_factory=lambda: [1, 2, 2], min_length=1, description="width multiple per level")
+    num_res_blocks: int = Field(1, ge=1, description="residual blocks per level (depth)")
+    attn_res: int = Field(8, ge=0, description="self-attention on feature maps of at most this size; 0: none")
+    dropout: float = Field(0.0, ge=0.0, lt=1.0)
+    # diffusion
+    schedule: str = "linear"
+    prediction: Optional[str] = Field(None, description="None: the schedule's natural one (eps; velocity for flow)")
+    loss_weight: str = "uniform"
+    min_snr_gamma: float = Field(5.0, gt=0.0, description="gamma of the min-snr weighting")
+    cond_drop_prob: float = Field(0.1, ge=0.0, le=1.0, description="label dropout for classifier-free guidance")
+    # optimization
+    lr: float = Field(2e-4, gt=0.0, le=1.0)
+    beta1: float = Field(0.9, ge=0.0, lt=1.0)
+    beta2: float = Field(0.999, ge=0.0, lt=1.0)
+    weight_decay: float = Field(0.0, ge=0.0)
+    warmup_steps: int = Field(0, ge=0, description="linear learning-rate warm-up")
+    grad_clip: float = Field(1.0, gt=0.0, description="gradients are clipped to this norm")
+    max_grad_norm: float = Field(1e4, gt=0.0, description="a larger (pre-clip) gradient norm counts as divergence")
+    ema_beta: float = Field(0.999, ge=0.0, lt=1.0, description="0 disables the EMA model")
+    # sampling / evaluation
+    eval_samplers: list[str] = Field(
+        default_factory=lambda: ["ddim:50"], min_length=1,
+        description="'NAME:STEPS' settings scored at every eval; the first is also reported as the plain metric",
+    )
+    sampler: Optional[str] = Field(None, description="searchable override of the first eval setting's sampler")
+    sample_steps: Optional[int] = Field(None, ge=1, description="searchable override of the first eval setting's steps")
+    eta: float = Field(0.0, ge=0.0, le=1.0, description="DDIM stochasticity (0: deterministic, 1: DDPM posterior)")
+    guidance: float = Field(1.0, ge=0.0, description="classifier-free guidance scale (1: plain conditional)")
+    clip_denoised: bool = Field(True, description="clip predicted x0 to [-1, 1] while sampling")
+    eval_batch_size: int = Field(256, ge=1, description="images per sampling batch")
+    eval_every: int = Field(500, ge=1)
+    grid_size: int = Field(64, ge=1, le=256)
+
+    @field_validator("schedule")
+    @classmethod
+    def _schedule(cls, v: str) -> str:
+        PATHS.entry(v)
+        return v
+
+    @field_validator("prediction")
+    @classmethod
+    def _prediction(cls, v: Optional[str]) -> Optional[str]:
+        if v is not None:
+            PREDICTIONS.entry(v)
+        return v
+
+    @field_validator("loss_weight")
+    @classmethod
+    def _weight(cls, v: str) -> str:
+        WEIGHTINGS.entry(v)
+        return v
+
+    @field_validator("sampler")
+    @classmethod
+    def _sampler(cls, v: Optional[str]) -> Optional[str]:
+        if v is not None:
+            SAMPLERS.entry(v)
+        return v
+
+    @field_validator("eval_samplers", mode="before")
+    @classmethod
+    def _split(cls, v: Any) -> Any:
+        return [s.strip() for s in v.split(",") if s.strip()] if isinstance(v, str) else v
+
+    @field_validator("eval_samplers")
+    @classmethod
+    def _settings(cls, v: list[str]) -> list[str]:
+        return [f"{n}:{k}" for n, k in (parse_setting(s) for s in v)]
+
+    @model_validator(mode="after")
+    def _resolve(self):
+        if self.sampler is not None or self.sample_steps is not None:
+            name, n = parse_setting(self.eval_samplers[0])
+            self.eval_samplers = [f"{self.sampler or name}:{self.sample_steps or n}", *self.eval_samplers[1:]]
+        self.eval_samplers = list(dict.fromkeys(self.eval_samplers))
+        if self.prediction is None:
+            self.prediction = get_path(self.schedule).default_prediction
+        if self.prediction in NEEDS_POSITIVE_ALPHA and self.schedule == "flow":
+            raise ValueError(
+                f"prediction {self.prediction!r} divides by alpha(t), which is 0 at t = 1 on the flow path;"
+                " use velocity, v or x0"
+            )
+        if self.guidance != 1.0 and self.num_classes == 0:
+            raise ValueError("guidance needs a class-conditional model (num_classes > 0)")
+        if self.eta > 0 and not any(s.startswith("ddim:") for s in self.eval_samplers):
+            raise ValueError(f"eta only affects the ddim sampler, which is not among eval_samplers {self.eval_samplers}")
+        if self.resolution < 2 ** (len(self.channel_mult) - 1):
+            raise ValueError(f"resolution {self.resolution} is too small for {len(self.channel_mult)} U-Net levels")
+        return self
+
+    def settings(self) -> list[tuple[str, int]]:
+        """The (sampler, steps) pairs to evaluate, primary first."""
+        return [parse_setting(s) for s in self.eval_samplers]

@@ -1,0 +1,160 @@
+"""Samplers recover a known Gaussian from its exact denoiser; DDIM(eta=0) is a function of the seed;
+the U-Net and classifier-free guidance behave as specified."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from gensweep.trainables.diffusion.config import DiffusionConfig
+from gensweep.trainables.diffusion.denoiser import make_denoiser
+from gensweep.trainables.diffusion.parameterization import PREDICTIONS
+from gensweep.trainables.diffusion.samplers import SAMPLERS, nfe, parse_setting
+from gensweep.trainables.diffusion.schedules import get_path
+from gensweep.trainables.diffusion.trainable import build_net, sampler_fn
+from gensweep.trainables.diffusion.unet import SelfAttention, UNet, UNetSpec
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _single_thread():
+    """One intra-op thread: on a shared, oversubscribed CPU, torch's thread pool spins and slows down."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+D = 4
+MU = torch.linspace(-0.6, 0.8, D, dtype=torch.float64)
+SD = 0.5  # data: N(MU, SD^2 I)
+STEPS = {"ddpm": 250, "ddim": 100, "euler": 100, "heun": 40}  # discretization error of the std below ~3%
+
+
+def exact_denoiser(path):
+    """Closed-form E[x0 | x_t] for Gaussian data, and the matching noise estimate."""
+
+    def denoise(x, t):
+        a, s = float(path.alpha(t)), float(path.sigma(t))
+        x0 = MU + (a * SD**2 / (a * a * SD**2 + s * s)) * (x - a * MU)
+        return x0, (x - a * x0) / s
+
+    return denoise
+
+
+def exact_velocity_denoiser(path):
+    """For the flow path: the exact marginal velocity E[eps - x0 | x_t], turned into (x0, eps) by the velocity parameterization."""
+    vel = PREDICTIONS.get("velocity")
+
+    def denoise(x, t):
+        a, s = float(path.alpha(t)), float(path.sigma(t))
+        var = a * a * SD**2 + s * s
+        e_x0 = MU + (a * SD**2 / var) * (x - a * MU)
+        e_eps = (s / var) * (x - a * MU)
+        u = e_eps - e_x0
+        return vel.to_x0_eps(u, x, path.coef(float(t), x))
+
+    return denoise
+
+
+@pytest.mark.parametrize("sampler", ["ddpm", "ddim", "euler", "heun"])
+@pytest.mark.parametrize("schedule", ["linear", "cosine", "flow"])
+def test_exact_denoiser_recovers_the_data_mean_and_variance(schedule, sampler):
+    path = get_path(schedule)
+    denoise = exact_velocity_denoiser(path) if schedule == "flow" else exact_denoiser(path)
+    g = torch.Generator().manual_seed(0)
+    noise = torch.randn(20_000, D, generator=g, dtype=torch.float64)
+    x = SAMPLERS.get(sampler)(denoise, path, noise, STEPS[sampler], generator=g, eta=0.0)
+    assert torch.isfinite(x).all()
+    # sampling error: mean ~ SD / sqrt(20000) = 0.0035, std ~ 0.5%; the rest is the sampler's discretization
+    torch.testing.assert_close(x.mean(0), MU, atol=0.02, rtol=0)
+    torch.testing.assert_close(x.std(0), torch.full((D,), SD, dtype=torch.float64), atol=0.04 * SD, rtol=0)
+
+
+def test_flow_ode_trajectory_is_the_known_straight_map():
+    """For Gaussian data the flow ODE maps noise z to MU + SD z; Heun with 40 steps hits it per sample."""
+    path = get_path("flow")
+    z = torch.randn(500, D, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    x = SAMPLERS.get("heun")(exact_velocity_denoiser(path), path, z, 40)
+    torch.testing.assert_close(x, MU + SD * z, atol=2e-3, rtol=0)
+
+
+def test_ddim_with_eta_one_is_the_ddpm_posterior():
+    path = get_path("cosine")
+    noise = torch.randn(100, D, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
+    a = SAMPLERS.get("ddpm")(exact_denoiser(path), path, noise, 20, generator=torch.Generator().manual_seed(9))
+    b = SAMPLERS.get("ddim")(exact_denoiser(path), path, noise, 20, generator=torch.Generator().manual_seed(9), eta=1.0)
+    torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-9)
+
+
+def _tiny_cfg(**kw):
+    return DiffusionConfig.model_validate({"resolution": 16, "width": 8, "channel_mult": [1, 2], "num_classes": 10,
+                                           "eval_samplers": ["ddim:4"], **kw})
+
+
+def _randomize_zero_init(net):
+    """The U-Net zero-initializes its output and residual branches; a fresh one ignores t and labels."""
+    with torch.no_grad():
+        for m in net.modules():
+            if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear)) and not m.weight.any():
+                torch.nn.init.normal_(m.weight, std=0.1)
+    return net
+
+
+def _random_output_net(cfg):
+    torch.manual_seed(0)
+    return _randomize_zero_init(build_net(cfg))
+
+
+@pytest.mark.parametrize("sampler", ["ddim", "ddpm"])
+def test_sampling_is_a_function_of_the_seed(sampler):
+    cfg = _tiny_cfg(guidance=2.0)
+    sample = sampler_fn(_random_output_net(cfg), cfg, torch.device("cpu"), sampler, 4)
+    a, b, c = sample(6, 11), sample(6, 11), sample(6, 12)
+    assert a.shape == (6, 1, 16, 16) and a.min() >= -1 and a.max() <= 1
+    assert torch.equal(a, b)
+    assert (a - c).abs().max() > 1e-3
+
+
+def test_ddim_eta_zero_is_deterministic_in_its_start_noise():
+    cfg = _tiny_cfg(num_classes=0)
+    net = _random_output_net(cfg)
+    path, pred = get_path(cfg.schedule), PREDICTIONS.get(cfg.prediction)
+    noise = torch.randn(4, 1, 16, 16, generator=torch.Generator().manual_seed(0))
+    den = make_denoiser(net, path, pred, clip=True)
+    runs = [SAMPLERS.get("ddim")(den, path, noise, 5, generator=torch.Generator().manual_seed(s)) for s in (1, 2)]
+    assert torch.equal(runs[0], runs[1])  # eta = 0 draws no fresh noise: the generator does not matter
+    other = SAMPLERS.get("ddim")(den, path, noise + 0.5, 5)
+    assert (other - runs[0]).abs().max() > 1e-3
+
+
+def test_guidance_scale_interpolates_between_unconditional_and_conditional():
+    cfg = _tiny_cfg()
+    net = _random_output_net(cfg).eval()
+    path, pred = get_path("linear"), PREDICTIONS.get("eps")
+    x = torch.randn(3, 1, 16, 16, generator=torch.Generator().manual_seed(0))
+    labels = torch.tensor([1, 4, 7])
+    den = lambda **kw: make_denoiser(net, path, pred, null_label=10, **kw)(x, 0.5)[1].detach()  # noqa: E731
+    cond, uncond = den(labels=labels), den(labels=None)
+    torch.testing.assert_close(den(labels=labels, guidance=0.0), uncond, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(den(labels=labels, guidance=3.0), uncond + 3.0 * (cond - uncond), rtol=1e-4, atol=1e-5)
+    assert (cond - uncond).abs().max() > 1e-4  # the labels matter
+
+
+@pytest.mark.parametrize("resolution,channels,num_classes", [(28, 1, 10), (32, 3, 0), (28, 3, 5), (32, 1, 0)])
+def test_unet_keeps_the_image_shape(resolution, channels, num_classes):
+    net = UNet(UNetSpec(channels=channels, width=8, channel_mult=(1, 2, 2), num_res_blocks=2, attn_res=8,
+                        num_classes=num_classes, resolution=resolution))
+    _randomize_zero_init(net)
+    x = torch.randn(2, channels, resolution, resolution)
+    labels = torch.tensor([0, 1]) if num_classes else None
+    out = net(x, torch.tensor([0.1, 0.9]), labels)
+    assert out.shape == x.shape and torch.isfinite(out).all()
+    assert not torch.allclose(out[0], net(x, torch.tensor([0.5, 0.9]), labels)[0])  # depends on t
+    assert any(isinstance(m, torch.nn.GroupNorm) for m in net.modules())
+    assert any(isinstance(m, SelfAttention) for m in net.modules())  # the 7/8 px level has attention
+
+
+def test_sampler_settings_parse_and_count_network_evaluations():
+    assert parse_setting("heun:18") == ("heun", 18) and nfe("heun", 18) == 35 and nfe("ddim", 50) == 50
+    for bad in ["ddim", "ddim:x", "ddim:0", "nope:10"]:
+        with pytest.raises(ValueError):
+            parse_setting(bad)

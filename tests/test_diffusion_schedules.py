@@ -1,0 +1,130 @@
+"""Schedules have the right shape and endpoints; eps/x0/v/velocity conversions are exact inverses."""
+from __future__ import annotations
+
+import itertools
+
+import pytest
+import torch
+
+from gensweep.trainables.diffusion.objectives import WEIGHTINGS, diffusion_loss
+from gensweep.trainables.diffusion.parameterization import PREDICTIONS, convert
+from gensweep.trainables.diffusion.schedules import PATHS, get_path
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _single_thread():
+    """One intra-op thread: on a shared, oversubscribed CPU, torch's thread pool spins and slows down."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+T = torch.linspace(0.0, 1.0, 2001, dtype=torch.float64)
+T_OPEN = T[1:-1]  # where SNR is finite and nonzero for every path
+
+
+def test_registries_hold_the_advertised_components_with_references():
+    assert PATHS.names() == ["cosine", "flow", "linear"]
+    assert PREDICTIONS.names() == ["eps", "v", "velocity", "x0"]
+    assert WEIGHTINGS.names() == ["min-snr", "uniform"]
+    assert all(PATHS.describe().values()) and all(PREDICTIONS.describe().values())
+
+
+@pytest.mark.parametrize("name", ["linear", "cosine", "flow"])
+def test_schedule_is_monotone_with_the_right_endpoints(name):
+    p = get_path(name)
+    ab, a, s = p.alpha_bar(T), p.alpha(T), p.sigma(T)
+    assert ab[0] == pytest.approx(1.0, abs=1e-12) and ab[-1] < 1e-4
+    assert a[0] == pytest.approx(1.0) and s[0] == pytest.approx(0.0, abs=1e-12)
+    assert s[-1] == pytest.approx(1.0, abs=1e-4)
+    assert (ab.diff() < 0).all() and (s.diff() > 0).all()
+    snr = p.snr(T_OPEN)
+    assert (snr.diff() < 0).all() and snr[0] > 1e3 and snr[-1] < 1e-3
+    torch.testing.assert_close(p.log_snr(T_OPEN), snr.log())
+    if name != "flow":  # variance preserving
+        torch.testing.assert_close(a**2 + s**2, torch.ones_like(T))
+
+
+@pytest.mark.parametrize("name", ["linear", "cosine", "flow"])
+def test_derivatives_match_finite_differences(name):
+    p, h = get_path(name), 1e-6
+    t = torch.linspace(0.01, 0.99, 50, dtype=torch.float64)
+    torch.testing.assert_close(p.d_alpha(t), (p.alpha(t + h) - p.alpha(t - h)) / (2 * h), rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(p.d_sigma(t), (p.sigma(t + h) - p.sigma(t - h)) / (2 * h), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["linear", "cosine"])
+def test_continuous_alpha_bar_matches_the_papers_discrete_betas(name):
+    p = get_path(name)
+    betas = p.betas(1000)
+    assert betas.shape == (1000,) and (betas > 0).all() and (betas <= 0.999).all()
+    discrete = torch.cumprod(1 - betas, 0)
+    t = torch.arange(1, 1001, dtype=torch.float64) / 1000
+    head = slice(0, 990)  # cosine's last betas are clipped at 0.999 in the paper
+    torch.testing.assert_close(discrete[head], p.alpha_bar(t)[head], rtol=0.05, atol=1e-4)
+
+
+@pytest.mark.parametrize("name", ["linear", "cosine"])
+def test_ode_grid_is_karras_spaced_and_invertible(name):
+    p = get_path(name)
+    grid = p.ode_grid(18)
+    assert len(grid) == 19 and grid[0] == 1.0 and grid[-1] == 0.0 and grid[-2] == pytest.approx(p.t_min, rel=1e-6)
+    assert all(a > b for a, b in zip(grid, grid[1:]))
+    levels = torch.tensor([p.ode_time(t) for t in grid[:-1]], dtype=torch.float64) ** (1 / 7)
+    torch.testing.assert_close(levels.diff(), levels.diff()[:1].expand(17), rtol=1e-6, atol=1e-9)  # equal steps in sigma^(1/rho)
+
+
+@pytest.mark.parametrize("name", ["linear", "cosine", "flow"])
+def test_every_conversion_round_trips_to_the_identity(name):
+    p = get_path(name)
+    g = torch.Generator().manual_seed(0)
+    x0 = torch.randn(64, 3, 4, 4, generator=g, dtype=torch.float64)
+    eps = torch.randn(64, 3, 4, 4, generator=g, dtype=torch.float64)
+    t = p.t_min + (1 - 2 * p.t_min) * torch.rand(64, generator=g, dtype=torch.float64)
+    c = p.coef(t, x0)
+    x = c.alpha * x0 + c.sigma * eps
+    names = ["v", "velocity", "x0"] + (["eps"] if name != "flow" else [])
+    for kind in names:
+        x0_hat, eps_hat = PREDICTIONS.get(kind).to_x0_eps(PREDICTIONS.get(kind).target(x0, eps, c), x, c)
+        torch.testing.assert_close(x0_hat, x0, rtol=1e-9, atol=1e-9, msg=f"{kind}: x0")
+        torch.testing.assert_close(eps_hat, eps, rtol=1e-9, atol=1e-9, msg=f"{kind}: eps")
+    for src, dst in itertools.permutations(names, 2):
+        out = PREDICTIONS.get(src).target(x0, eps, c)
+        back = convert(convert(out, x, c, src, dst), x, c, dst, src)
+        torch.testing.assert_close(back, out, rtol=1e-9, atol=1e-9, msg=f"{src}->{dst}->{src}")
+        torch.testing.assert_close(convert(out, x, c, src, dst), PREDICTIONS.get(dst).target(x0, eps, c),
+                                   rtol=1e-9, atol=1e-9, msg=f"{src}->{dst}")
+    if name == "flow":
+        torch.testing.assert_close(PREDICTIONS.get("velocity").target(x0, eps, c), eps - x0)
+    else:
+        torch.testing.assert_close(PREDICTIONS.get("v").target(x0, eps, c), c.alpha * eps - c.sigma * x0)
+
+
+def test_min_snr_weight_is_the_papers_formula_in_each_parameterization():
+    p, gamma = get_path("cosine"), 5.0
+    t = torch.linspace(0.02, 0.98, 49, dtype=torch.float64)
+    c = p.coef(t, t)
+    snr = p.snr(t)
+    w = lambda kind: WEIGHTINGS.get("min-snr")(c, PREDICTIONS.get(kind), gamma)  # noqa: E731
+    torch.testing.assert_close(w("eps"), snr.clamp(max=gamma) / snr)
+    torch.testing.assert_close(w("x0"), snr.clamp(max=gamma))
+    torch.testing.assert_close(w("v"), snr.clamp(max=gamma) / (snr + 1))
+    assert (WEIGHTINGS.get("uniform")(c, PREDICTIONS.get("eps"), gamma) == 1).all()
+
+
+def test_loss_is_zero_for_the_exact_target_and_weights_per_sample():
+    p = get_path("linear")
+    g = torch.Generator().manual_seed(1)
+    x0, eps = torch.randn(8, 1, 4, 4, generator=g), torch.randn(8, 1, 4, 4, generator=g)
+    t = torch.linspace(0.1, 0.9, 8)
+    pred = PREDICTIONS.get("v")
+    oracle = lambda x, tt, labels: pred.target(x0, eps, p.coef(tt, x0))  # noqa: E731
+    assert diffusion_loss(oracle, x0, p, pred, WEIGHTINGS.get("uniform"), t=t, eps=eps).item() < 1e-10
+    zero = lambda x, tt, labels: torch.zeros_like(x)  # noqa: E731
+    unweighted = diffusion_loss(zero, x0, p, pred, WEIGHTINGS.get("uniform"), t=t, eps=eps)
+    weighted = diffusion_loss(zero, x0, p, pred, WEIGHTINGS.get("min-snr"), gamma=1.0, t=t, eps=eps)
+    c = p.coef(t, x0)
+    err = pred.target(x0, eps, c).pow(2).flatten(1).mean(1)
+    torch.testing.assert_close(unweighted, err.mean())
+    torch.testing.assert_close(weighted, (WEIGHTINGS.get("min-snr")(c, pred, 1.0).flatten() * err).mean())
