@@ -13,7 +13,9 @@ def ray_local():
     os.environ.setdefault("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", "0.1")
     if ray.is_initialized():
         ray.shutdown()
-    ray.init(num_cpus=2, include_dashboard=False)
+    # The dashboard serves the State API that Ray Train needs to release finished trials'
+    # placement groups (the sweep refuses to start without it); loopback only.
+    ray.init(num_cpus=2, include_dashboard=True, dashboard_host="127.0.0.1")
     try:
         yield ray
     finally:

@@ -26,7 +26,7 @@ def s3_and_ray():
     server.make_bucket("gensweep-data")
     if ray.is_initialized():
         ray.shutdown()
-    ray.init(num_cpus=2, include_dashboard=False)
+    ray.init(num_cpus=2, include_dashboard=True, dashboard_host="127.0.0.1")  # the State API: see tests/ray_support.py
     try:
         yield server
     finally:

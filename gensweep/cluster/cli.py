@@ -196,7 +196,7 @@ def parse_node(text: str) -> list[dict[str, float]]:
 
 
 def cmd_cluster_plan(args: argparse.Namespace) -> int:
-    from gensweep.cluster.resources import describe
+    from gensweep.platform.capacity import describe
     from gensweep.platform.spec import SpecError, load_spec
 
     try:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
-from gensweep.platform.spec import ExperimentSpec
+from gensweep.platform.spec import ExperimentSpec, SpecError
 
 # Ray Train V2 polls worker health every 2 s by default, and `ray.train.report` waits for
 # that poll; a short interval keeps per-report latency low (see README, "Per-trial cost").
@@ -53,6 +53,26 @@ def start_ray(address: Optional[str] = None, num_cpus: Optional[int] = None) -> 
         print(f"[gensweep] Ray dashboard: http://{url}", flush=True)
 
 
+class ClusterNotReady(SpecError):
+    """The Ray cluster cannot run a sweep safely; raised before any trial starts."""
+
+
+def require_state_api() -> None:
+    """Ray Train releases a finished trial's worker placement group through the Ray State API
+    (served by the dashboard). Without it those groups leak, and once they fill the cluster
+    every later trial waits for workers forever: refuse to start instead."""
+    from ray.util.state import list_nodes
+
+    try:
+        list_nodes(limit=1, timeout=30, raise_on_missing_output=False)
+    except Exception as e:  # noqa: BLE001 - any failure means the API is not usable
+        raise ClusterNotReady(
+            "the Ray State API is unreachable (the cluster runs without its dashboard); Ray Train"
+            " needs it to release finished trials' placement groups. Start Ray with the dashboard"
+            " (`ray start --include-dashboard=true`, or `ray.init(include_dashboard=True)`) and"
+            f" install ray[default]. Cause: {type(e).__name__}: {str(e)[:200]}") from e
+
+
 @dataclass
 class SweepSetup:
     """What every trial of a sweep shares: prepared once, before the first trial starts."""
@@ -77,6 +97,7 @@ def setup_sweep(spec: ExperimentSpec, experiment: str, address: Optional[str] = 
     print(f"[gensweep] dataset {dataset_uri}; reference statistics {eval_runtime['refstats_key']}"
           f" ({'computed' if eval_runtime['computed'] else 'reused'})", flush=True)
     start_ray(address, num_cpus)
+    require_state_api()
     plan = TrialPlan(
         spec_json=spec.model_dump_json(),
         experiment=experiment,
@@ -100,16 +121,20 @@ def run_sweep(
     from ray import tune
 
     from gensweep.platform.results import ResultsCallback, leaderboard
+    from gensweep.platform.capacity import concurrency, driver_resources, held_resources, node_resources
     from gensweep.platform.search import SCHEDULERS, SEARCHERS, optuna_storage
-    from gensweep.platform.trial import run_trial, trial_resources
+    from gensweep.platform.trial import run_trial
 
     t0 = time.perf_counter()
     setup = setup_sweep(spec, experiment or experiment_id(spec), address, num_cpus)
+    at_once, why = concurrency(spec, node_resources())
+    print(f"[gensweep] {why}", flush=True)
+    spec = spec.model_copy(update={"search": spec.search.model_copy(update={"max_concurrent": at_once})})
     root, exp = setup.root, setup.experiment
     storage_url = spec.search.optuna_storage or (f"sqlite:///{root}/optuna.db" if "://" not in root else None)
     search = SEARCHERS.get(spec.search.algorithm)(spec, optuna_storage(storage_url), exp)
     trainable = tune.with_resources(
-        tune.with_parameters(run_trial, plan=setup.plan, dataset=setup.dataset), trial_resources(spec)
+        tune.with_parameters(run_trial, plan=setup.plan, dataset=setup.dataset), driver_resources(spec)
     )
     tuner = tune.Tuner(
         trainable,
@@ -160,12 +185,6 @@ def shared_dataset(spec: ExperimentSpec, dataset_uri: str):
         return None
     ray.data.DataContext.get_current().enable_progress_bars = False
     return open_dataset(dataset_uri, storage, bad_records=spec.data.bad_records).materialize()
-
-
-def held_resources(spec: ExperimentSpec) -> dict[str, float]:
-    """CPUs and GPUs one trial holds while it runs (all its workers)."""
-    r = spec.resources
-    return {"CPU": r.workers * r.cpus_per_worker, "GPU": r.workers * r.gpus_per_worker}
 
 
 def train_storage_path(root: str) -> str:

@@ -42,7 +42,7 @@ def _optuna(spec: ExperimentSpec, sampler: optuna.samplers.BaseSampler, storage:
 
 @SEARCHERS.register("optuna-tpe", ref="Bergstra et al. 2011, Algorithms for Hyper-Parameter Optimization (TPE), via Optuna")
 def _tpe(spec: ExperimentSpec, storage: Any, study_name: str = "") -> SearchPlan:
-    return _optuna(spec, optuna.samplers.TPESampler(seed=spec.seed, n_startup_trials=max(2, spec.search.max_concurrent)), storage, study_name)
+    return _optuna(spec, optuna.samplers.TPESampler(seed=spec.seed, n_startup_trials=max(2, spec.search.max_concurrent or 2)), storage, study_name)
 
 
 @SEARCHERS.register("random", ref="Bergstra & Bengio 2012, Random Search for Hyper-Parameter Optimization")

@@ -22,7 +22,8 @@ class _Strict(BaseModel):
 class SearchConfig(_Strict):
     algorithm: Literal["optuna-tpe", "random", "grid"] = "optuna-tpe"
     num_trials: int = Field(6, ge=1, description="ignored by grid (the grid size decides)")
-    max_concurrent: int = Field(2, ge=1)
+    max_concurrent: int | None = Field(
+        None, ge=1, description="trials at once; unset: as many as the cluster holds (never more)")
     metric: str = "fid"
     mode: Literal["min", "max"] = "min"
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1, description="grid: replicate axis")

@@ -18,6 +18,7 @@ from ray.tune.integration.ray_train import TuneReportCallback
 
 from gensweep.platform.data import StorageOptions, open_dataset
 from gensweep.platform.artifacts import put_bytes
+from gensweep.platform.capacity import worker_resources
 from gensweep.platform.data.storage import join_uri
 from gensweep.platform.spec import ExperimentSpec
 from gensweep.platform.worker import TuneInlineContext, run_family, train_loop_per_worker
@@ -54,15 +55,6 @@ def run_trial(config: dict[str, Any], plan: TrialPlan, dataset: Any = None) -> N
         run_family(cfg, TuneInlineContext(cfg, dataset if dataset is not None else _open(spec, plan)))
         return
     build_trainer(spec, plan, trial_id, trial_cfg, dataset, callbacks=[TuneReportCallback()]).fit()
-
-
-def trial_resources(spec: ExperimentSpec) -> dict[str, float]:
-    """What Tune reserves for the trial actor: the whole worker when inline, a sliver otherwise
-    (a TorchTrainer's workers reserve their own resources)."""
-    res = spec.resources
-    if res.launcher == "inline":
-        return {"CPU": res.cpus_per_worker, **({"GPU": res.gpus_per_worker} if res.gpus_per_worker else {})}
-    return {"CPU": 0.01}
 
 
 def _storage(spec: ExperimentSpec) -> StorageOptions:
@@ -104,11 +96,10 @@ def build_trainer(
     cfg = worker_config(spec, plan, trial_id, trial_cfg)
     res = spec.resources
     use_gpu = res.gpus_per_worker > 0
-    worker_resources = {"CPU": res.cpus_per_worker, **({"GPU": res.gpus_per_worker} if use_gpu else {})}
     return TorchTrainer(
         train_loop_per_worker,
         train_loop_config=cfg,
-        scaling_config=ScalingConfig(num_workers=res.workers, use_gpu=use_gpu, resources_per_worker=worker_resources),
+        scaling_config=ScalingConfig(num_workers=res.workers, use_gpu=use_gpu, resources_per_worker=worker_resources(spec)),
         torch_config=TorchConfig(backend="nccl" if use_gpu else "gloo"),
         datasets={"train": dataset if dataset is not None else _open(spec, plan)},
         run_config=RunConfig(
