@@ -7,6 +7,7 @@ its own checkpoints and resumes from the latest.
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any, Optional
 
@@ -17,10 +18,12 @@ from ray.train.torch import TorchConfig, TorchTrainer
 from ray.tune.integration.ray_train import TuneReportCallback
 
 from gensweep.platform.data import StorageOptions, open_dataset
-from gensweep.platform.artifacts import put_bytes
-from gensweep.platform.data.storage import join_uri
+from gensweep.platform.data.storage import join_uri, resolve
+from gensweep.platform.ray_storage import get_bytes, put_bytes_retrying, storage_for, with_retry
+from gensweep.platform.secrets import apply_secrets_file
 from gensweep.platform.spec import ExperimentSpec
-from gensweep.platform.worker import TuneInlineContext, run_family, train_loop_per_worker
+from gensweep.platform.worker import DIVERGED_FILE, TuneInlineContext, run_family, train_loop_per_worker
+from gensweep.trainables.errors import Diverged
 
 GRID_KEY = "cell"
 
@@ -34,8 +37,10 @@ class TrialPlan:
     dataset_uri: str
     eval_runtime: dict[str, Any]
     artifacts_root: str
-    train_storage_path: str
+    train_storage_path: str  # a local path or a URI (s3://...): see gensweep.platform.ray_storage
     max_failures: int = 0
+    secrets_file: Optional[str] = None  # a path; each process reads the credentials itself
+    results_root: Optional[str] = None  # where a resumed trial backfills a report Tune never saw
 
 
 def sampled_params(config: dict[str, Any]) -> dict[str, Any]:
@@ -46,14 +51,67 @@ def sampled_params(config: dict[str, Any]) -> dict[str, Any]:
 def run_trial(config: dict[str, Any], plan: TrialPlan, dataset: Any = None) -> None:
     """Tune function trainable. ``dataset``: a Ray Dataset materialized once by the driver, or
     None to open (and stream) the prepared dataset in this trial."""
+    apply_secrets_file(plan.secrets_file)
     spec = ExperimentSpec.model_validate_json(plan.spec_json)
     trial_cfg = spec.resolve_trial(sampled_params(config))
     trial_id = tune.get_context().get_trial_id()
+    columns = _config_columns(config)
     if spec.resources.launcher == "inline":
-        cfg = worker_config(spec, plan, trial_id, trial_cfg)
-        run_family(cfg, TuneInlineContext(cfg, dataset if dataset is not None else _open(spec, plan)))
+        cfg = worker_config(spec, plan, trial_id, trial_cfg, columns)
+        diverged = run_family(cfg, TuneInlineContext(cfg, dataset if dataset is not None else _open(spec, plan)))
+    else:
+        marker = join_uri(plan.artifacts_root, plan.experiment, trial_id, DIVERGED_FILE)
+        _delete(marker, _storage(spec))  # from an earlier attempt of this trial (resume --resume-errored)
+        build_trainer(spec, plan, trial_id, trial_cfg, dataset, callbacks=[TuneReportCallback()],
+                      config_columns=columns).fit()
+        wait_for_tune_to_take_reports()
+        diverged = _read_diverged(marker, _storage(spec))
+    if diverged is not None:
+        # After the diverged report: the trial ends as an error, so Tune tells the searcher it
+        # failed (Optuna: TrialState.FAIL) and the results callback records status 'diverged'.
+        raise diverged
+
+
+def wait_for_tune_to_take_reports(timeout_s: float = 900.0) -> None:
+    """Return only once Tune has taken every report the TorchTrainer sent it.
+
+    ``TorchTrainer.fit()`` can return while its last report still waits in the queue between
+    the Train controller and this Tune trial (e.g. while Tune's driver is busy). If the trial
+    function returned then, Ray would queue the function's own end-of-trial marker first and
+    the trial would hang forever trying to pass that last report on (Ray 2.x Tune + Train V2);
+    the last report would also never reach the searcher or the results store.
+    """
+    import time
+
+    try:
+        from ray.train._internal.session import get_session
+
+        session = get_session()
+    except Exception:  # noqa: BLE001 - no session (not in Tune): nothing to wait for
         return
-    build_trainer(spec, plan, trial_id, trial_cfg, dataset, callbacks=[TuneReportCallback()]).fit()
+    inter, results = getattr(session, "_inter_actor_queue", None), getattr(session, "result_queue", None)
+    if inter is None:
+        return
+    deadline, calm = time.monotonic() + timeout_s, 0
+    while time.monotonic() < deadline and calm < 3:
+        calm = calm + 1 if inter.empty() and (results is None or results.empty()) else 0
+        time.sleep(0.1)
+
+
+def _read_diverged(uri: str, storage: StorageOptions) -> Optional[Diverged]:
+    try:
+        record = json.loads(get_bytes(uri, storage))
+    except FileNotFoundError:
+        return None
+    return Diverged(int(record["step"]), str(record["reason"]))
+
+
+def _delete(uri: str, storage: StorageOptions) -> None:
+    fs, path = resolve(uri, storage)
+    try:
+        with_retry(lambda: fs.delete_file(path), f"delete {uri}")
+    except FileNotFoundError:
+        pass
 
 
 def trial_resources(spec: ExperimentSpec) -> dict[str, float]:
@@ -73,14 +131,22 @@ def _open(spec: ExperimentSpec, plan: TrialPlan):
     return open_dataset(plan.dataset_uri, _storage(spec), bad_records=spec.data.bad_records)
 
 
-def worker_config(spec: ExperimentSpec, plan: TrialPlan, trial_id: str, trial_cfg: dict[str, Any]) -> dict[str, Any]:
+def _config_columns(config: dict[str, Any]) -> dict[str, Any]:
+    """The ``config/...`` columns the results callback gives this trial's rows."""
+    from gensweep.platform.results.schema import normalize_value
+
+    return {f"config/{k}": normalize_value(v) for k, v in sampled_params(config).items()}
+
+
+def worker_config(spec: ExperimentSpec, plan: TrialPlan, trial_id: str, trial_cfg: dict[str, Any],
+                  config_columns: Optional[dict[str, Any]] = None) -> dict[str, Any]:
     """What every worker of the trial receives; the resolved config is saved with the trial."""
     storage = _storage(spec)
     artifacts = join_uri(plan.artifacts_root, plan.experiment, trial_id)
     resolved = {"experiment": plan.experiment, "trial_id": trial_id, "family": spec.family, "config": trial_cfg,
                 "eval": plan.eval_runtime["protocol"], "dataset": plan.dataset_uri,
                 "resources": spec.resources.model_dump()}
-    put_bytes(join_uri(artifacts, "resolved_config.yaml"), yaml.safe_dump(resolved, sort_keys=False).encode(), storage)
+    put_bytes_retrying(join_uri(artifacts, "resolved_config.yaml"), yaml.safe_dump(resolved, sort_keys=False).encode(), storage)
     return {
         "family": spec.family,
         "trial": trial_cfg,
@@ -89,6 +155,10 @@ def worker_config(spec: ExperimentSpec, plan: TrialPlan, trial_id: str, trial_cf
         "artifacts_uri": artifacts,
         "storage": storage.model_dump(),
         "use_gpu": spec.resources.gpus_per_worker > 0,
+        "report_metrics": [spec.search.metric],  # Tune requires the searched metric in every report
+        "secrets_file": plan.secrets_file,
+        "results": {"root": plan.results_root, "experiment": plan.experiment, "trial_id": trial_id,
+                    "columns": config_columns or {}} if plan.results_root else None,
     }
 
 
@@ -99,12 +169,14 @@ def build_trainer(
     trial_cfg: dict[str, Any],
     dataset: Any = None,
     callbacks: Optional[list] = None,
+    config_columns: Optional[dict[str, Any]] = None,
 ) -> TorchTrainer:
     """The TorchTrainer of one trial; its run name is fixed by the trial, so a rerun resumes."""
-    cfg = worker_config(spec, plan, trial_id, trial_cfg)
+    cfg = worker_config(spec, plan, trial_id, trial_cfg, config_columns)
     res = spec.resources
     use_gpu = res.gpus_per_worker > 0
     worker_resources = {"CPU": res.cpus_per_worker, **({"GPU": res.gpus_per_worker} if use_gpu else {})}
+    storage_path, storage_filesystem = storage_for(plan.train_storage_path)  # same AWS env as results.root
     return TorchTrainer(
         train_loop_per_worker,
         train_loop_config=cfg,
@@ -113,7 +185,8 @@ def build_trainer(
         datasets={"train": dataset if dataset is not None else _open(spec, plan)},
         run_config=RunConfig(
             name=f"{plan.experiment}-{trial_id}",
-            storage_path=plan.train_storage_path,
+            storage_path=storage_path,
+            storage_filesystem=storage_filesystem,
             callbacks=callbacks or [],
             checkpoint_config=CheckpointConfig(num_to_keep=2),
             failure_config=FailureConfig(max_failures=plan.max_failures),
