@@ -217,3 +217,26 @@ def test_atexit_flush_writes_buffered_rows(tmp_path, store_uri):
     df = ResultsStore.open(store_uri).read("metrics", "atexit")
     assert sorted(df["step"]) == [1, 2, 3, 4, 5]
     assert (df["config/seed"] == 3).all()
+
+
+@pytest.mark.parametrize("error,status,reason,last_step", [
+    ("diverged", "diverged", "diverged at step 3: G loss is nan", 3),
+    ("other", "failed", "ValueError: bad batch", 20),
+])
+def test_a_trial_that_raised_diverged_is_recorded_as_diverged(tmp_path, error, status, reason, last_step):
+    """Divergence ends a trial as an error (so the searcher records a failure), yet the store
+    says ``diverged``, with its step and reason, not ``failed``."""
+    import cloudpickle
+
+    from gensweep.trainables.errors import Diverged
+
+    exc = Diverged(3, "G loss is nan") if error == "diverged" else ValueError("bad batch")
+    pickled = tmp_path / "error.pkl"
+    pickled.write_bytes(cloudpickle.dumps(exc))
+    trial = SimpleNamespace(trial_id="t1", config={"lr": 1.0}, path=None, pickled_error_file=str(pickled))
+    cb = ResultsCallback(str(tmp_path / "store"), "exp", record_experiment=False)
+    cb.on_trial_start(0, [], trial)
+    cb.on_trial_result(0, [], trial, {"step": 20, "fid": 50.0, "training_iteration": 1})
+    cb.on_trial_error(0, [], trial)
+    row = ResultsStore.open(str(tmp_path / "store")).read("trials", "exp").iloc[0]
+    assert (row["status"], row["reason"], row["last_step"]) == (status, reason, last_step)

@@ -68,6 +68,15 @@ def max_concurrent_trials(spec: Any, cluster_resources: ClusterResources, *, lim
     time: each worker on the first node with room, then the trial's driver. The answer is at
     least 1 (an autoscaling cluster may add the nodes later), at most ``limit``.
     """
+    return max(1, _packed_trials(spec, cluster_resources, limit))
+
+
+def trial_fits(spec: Any, cluster_resources: ClusterResources) -> bool:
+    """Whether one trial of ``spec`` can be placed at all (for a fixed-size cluster, e.g. a local one)."""
+    return _packed_trials(spec, cluster_resources, 1) == 1
+
+
+def _packed_trials(spec: Any, cluster_resources: ClusterResources, limit: int) -> int:
     worker = worker_resources(spec)
     inline = spec.resources.launcher == "inline"
     driver = {k: v for k, v in driver_resources(spec).items() if v} if not inline else {}
@@ -80,7 +89,7 @@ def max_concurrent_trials(spec: Any, cluster_resources: ClusterResources, *, lim
         if not trial_ok or (driver and not any(_take(n, driver) for n in reversed(free))):
             break
         count += 1
-    return max(1, count)
+    return count
 
 
 def node_resources() -> list[dict[str, float]]:

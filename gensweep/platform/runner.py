@@ -1,4 +1,10 @@
-"""Run a sweep: prepare data and reference statistics once, then Tune x Train."""
+"""Run a sweep: prepare data and reference statistics once, then Tune x Train.
+
+Before anything starts, :func:`~gensweep.platform.preflight.preflight` checks the spec against
+the world (storage reachable, data present, resources that fit) and loads the spec's secrets
+file into the environment. At sweep start the spec is saved next to Tune's experiment state
+(``<ray storage>/<experiment>/gensweep_spec.yaml``) so ``gensweep resume`` can restore it.
+"""
 from __future__ import annotations
 
 import datetime as _dt
@@ -24,7 +30,8 @@ class SweepOutcome:
     results_root: str
     wall_time_s: float
     leaderboard: Any  # pandas.DataFrame
-    num_errors: int
+    num_errors: int  # trials that failed (diverged trials are results, not errors)
+    num_diverged: int = 0
 
 
 def experiment_id(spec: ExperimentSpec, now: Optional[_dt.datetime] = None) -> str:
@@ -39,15 +46,21 @@ def absolute_root(root: str) -> str:
 def start_ray(address: Optional[str] = None, num_cpus: Optional[int] = None) -> None:
     import ray
 
+    from gensweep.platform.secrets import keep_credentials_out_of_ray
+
     for k, v in _RAY_ENV_DEFAULTS.items():
         os.environ.setdefault(k, v)
+    keep_credentials_out_of_ray()  # Tune would copy AWS credentials into logged runtime envs
     if ray.is_initialized():
         return
+    address = address or os.environ.get("RAY_ADDRESS") or None
     if address:
         info = ray.init(address=address)
     else:
-        # A local instance binds its dashboard to loopback only.
-        info = ray.init(num_cpus=num_cpus, include_dashboard=True, dashboard_host="127.0.0.1")
+        # address="local": always an instance of our own, never a `ray start` cluster that Ray
+        # would otherwise find through /tmp/ray/ray_current_cluster. Its dashboard binds to
+        # loopback only.
+        info = ray.init(address="local", num_cpus=num_cpus, include_dashboard=True, dashboard_host="127.0.0.1")
     url = getattr(info, "dashboard_url", None)
     if url:
         print(f"[gensweep] Ray dashboard: http://{url}", flush=True)
@@ -85,11 +98,15 @@ class SweepSetup:
 
 def setup_sweep(spec: ExperimentSpec, experiment: str, address: Optional[str] = None,
                 num_cpus: Optional[int] = None) -> SweepSetup:
-    """Prepare the dataset and reference statistics once, start Ray, share the dataset."""
+    """Check the spec against the world, prepare the dataset and reference statistics once,
+    start Ray, share the dataset."""
     from gensweep.platform.datasets import ensure_dataset
     from gensweep.platform.evaluation import prepare_reference
+    from gensweep.platform.preflight import preflight
     from gensweep.platform.trial import TrialPlan
 
+    for warning in preflight(spec, address=address, num_cpus=num_cpus):
+        print(f"[gensweep] warning: {warning}", flush=True)
     root = absolute_root(spec.results.root)
     print(f"[gensweep] experiment {experiment}; results under {root}", flush=True)
     dataset_uri = ensure_dataset(spec.data, root)
@@ -106,6 +123,8 @@ def setup_sweep(spec: ExperimentSpec, experiment: str, address: Optional[str] = 
         artifacts_root=f"{root}/artifacts",
         train_storage_path=train_storage_path(root),
         max_failures=spec.resources.max_failures,
+        secrets_file=spec.data.storage.secrets_file if spec.data.storage else None,
+        results_root=root,
     )
     return SweepSetup(experiment, root, plan, shared_dataset(spec, dataset_uri))
 
@@ -120,24 +139,23 @@ def run_sweep(
 ) -> SweepOutcome:
     from ray import tune
 
-    from gensweep.platform.results import ResultsCallback, leaderboard
-    from gensweep.platform.capacity import concurrency, driver_resources, held_resources, node_resources
-    from gensweep.platform.search import SCHEDULERS, SEARCHERS, optuna_storage
-    from gensweep.platform.trial import run_trial
+    from gensweep.platform.ray_storage import storage_for
+
+    from gensweep.platform.capacity import concurrency, node_resources
+    from gensweep.platform.resume import save_resume_spec
+    from gensweep.platform.search import SCHEDULERS, SEARCHERS
 
     t0 = time.perf_counter()
     setup = setup_sweep(spec, experiment or experiment_id(spec), address, num_cpus)
+    save_resume_spec(spec, setup)
     at_once, why = concurrency(spec, node_resources())
     print(f"[gensweep] {why}", flush=True)
     spec = spec.model_copy(update={"search": spec.search.model_copy(update={"max_concurrent": at_once})})
-    root, exp = setup.root, setup.experiment
-    storage_url = spec.search.optuna_storage or (f"sqlite:///{root}/optuna.db" if "://" not in root else None)
-    search = SEARCHERS.get(spec.search.algorithm)(spec, optuna_storage(storage_url), exp)
-    trainable = tune.with_resources(
-        tune.with_parameters(run_trial, plan=setup.plan, dataset=setup.dataset), driver_resources(spec)
-    )
+    exp = setup.experiment
+    search = SEARCHERS.get(spec.search.algorithm)(spec, optuna_storage_for(spec, setup.root), exp)
+    storage_path, storage_filesystem = storage_for(setup.plan.train_storage_path)
     tuner = tune.Tuner(
-        trainable,
+        sweep_trainable(spec, setup),
         param_space=search.param_space,
         tune_config=tune.TuneConfig(
             search_alg=search.search_alg,
@@ -149,17 +167,75 @@ def run_sweep(
         ),
         run_config=tune.RunConfig(
             name=exp,
-            storage_path=train_storage_path(root),
-            callbacks=[ResultsCallback(root, exp, flatten_config=flatten_trial_config,
-                                       spec=spec.to_yaml(), seed=spec.seed, budget_iterations=spec.max_evals(),
-                                       trial_resources=held_resources(spec))],
+            storage_path=storage_path,
+            storage_filesystem=storage_filesystem,
+            callbacks=[results_callback(spec, setup)],
             verbose=verbose,
         ),
     )
-    grid = tuner.fit()
-    errors = sum(1 for r in grid if r.error is not None)
-    board = leaderboard(root, exp, metric=spec.search.metric, mode=spec.search.mode)
-    return SweepOutcome(exp, root, time.perf_counter() - t0, board, errors)
+    return sweep_outcome(spec, setup, tuner.fit(), t0)
+
+
+def optuna_storage_for(spec: ExperimentSpec, root: str) -> Any:
+    from gensweep.platform.search import optuna_storage
+
+    return optuna_storage(optuna_storage_url(spec, root))
+
+
+def optuna_storage_url(spec: ExperimentSpec, root: str) -> Optional[str]:
+    return spec.search.optuna_storage or (f"sqlite:///{root}/optuna.db" if "://" not in root else None)
+
+
+def sweep_trainable(spec: ExperimentSpec, setup: SweepSetup):
+    """The Tune trainable of a sweep (built the same way again by ``gensweep resume``)."""
+    from ray import tune
+
+    from gensweep.platform.capacity import driver_resources
+    from gensweep.platform.trial import run_trial
+
+    return tune.with_resources(
+        tune.with_parameters(run_trial, plan=setup.plan, dataset=setup.dataset), driver_resources(spec)
+    )
+
+
+def journal_dir(root: str) -> str:
+    """Local folder of the results callback's write-ahead journal (see ResultsCallback)."""
+    import hashlib
+
+    if "://" not in root:
+        return str(Path(root) / ".journal")
+    cache = Path(os.environ.get("GENSWEEP_CACHE", Path.home() / ".cache" / "gensweep"))
+    return str(cache / "journal" / hashlib.sha256(root.encode()).hexdigest()[:16])
+
+
+def results_callback(spec: ExperimentSpec, setup: SweepSetup):
+    from gensweep.platform.capacity import held_resources
+    from gensweep.platform.results import ResultsCallback
+
+    return ResultsCallback(setup.root, setup.experiment, flatten_config=flatten_trial_config,
+                           spec=spec.to_yaml(), seed=spec.seed, budget_iterations=spec.max_evals(),
+                           trial_resources=held_resources(spec), journal=journal_dir(setup.root))
+
+
+def is_divergence(error: Any) -> bool:
+    from gensweep.trainables.errors import Diverged
+
+    seen = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if isinstance(error, Diverged):
+            return True
+        error = getattr(error, "cause", None) or error.__cause__
+    return False
+
+
+def sweep_outcome(spec: ExperimentSpec, setup: SweepSetup, grid: Any, t0: float) -> SweepOutcome:
+    from gensweep.platform.results import leaderboard
+
+    diverged = sum(1 for r in grid if r.error is not None and is_divergence(r.error))
+    errors = sum(1 for r in grid if r.error is not None) - diverged
+    board = leaderboard(setup.root, setup.experiment, metric=spec.search.metric, mode=spec.search.mode)
+    return SweepOutcome(setup.experiment, setup.root, time.perf_counter() - t0, board, errors, diverged)
 
 
 # Datasets up to this decoded size are read once by the driver and shared by every trial.
@@ -193,6 +269,6 @@ def train_storage_path(root: str) -> str:
 
 def flatten_trial_config(config: dict[str, Any]) -> dict[str, Any]:
     """``config/<param>`` columns of a trial: the sampled parameters (a grid cell unpacked)."""
-    from gensweep.platform.trial import sampled_params
+    from gensweep.platform.trial import config_columns
 
-    return {f"config/{k}": v for k, v in sampled_params(config).items()}
+    return config_columns(config)

@@ -58,6 +58,12 @@ class StorageConfig(_Strict):
     endpoint_url: str | None = None
     region: str | None = None
     profile: str | None = None
+    secrets_file: str | None = Field(
+        None,
+        exclude=True,  # a path only, and still not copied into saved specs, Tune params or results
+        description="YAML or INI file of credentials (e.g. aws_secret_access_key) loaded into each process's"
+        " environment; see gensweep.platform.secrets",
+    )
 
 
 class DataConfig(_Strict):

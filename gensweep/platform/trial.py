@@ -7,6 +7,7 @@ its own checkpoints and resumes from the latest.
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any, Optional
 
@@ -17,11 +18,14 @@ from ray.train.torch import TorchConfig, TorchTrainer
 from ray.tune.integration.ray_train import TuneReportCallback
 
 from gensweep.platform.data import StorageOptions, open_dataset
-from gensweep.platform.artifacts import put_bytes
 from gensweep.platform.capacity import worker_resources
 from gensweep.platform.data.storage import join_uri
+from gensweep.platform.artifacts import get_bytes, put_bytes
+from gensweep.platform.ray_storage import storage_for
+from gensweep.platform.secrets import apply_secrets_file
 from gensweep.platform.spec import ExperimentSpec
-from gensweep.platform.worker import TuneInlineContext, run_family, train_loop_per_worker
+from gensweep.platform.worker import DIVERGED_FILE, TuneInlineContext, run_family, train_loop_per_worker
+from gensweep.trainables.errors import Diverged
 
 GRID_KEY = "cell"
 
@@ -35,8 +39,10 @@ class TrialPlan:
     dataset_uri: str
     eval_runtime: dict[str, Any]
     artifacts_root: str
-    train_storage_path: str
+    train_storage_path: str  # a local path or a URI (s3://...): see gensweep.platform.ray_storage
     max_failures: int = 0
+    secrets_file: Optional[str] = None  # a path; each process reads the credentials itself
+    results_root: Optional[str] = None  # where a resumed trial backfills a report Tune never saw
 
 
 def sampled_params(config: dict[str, Any]) -> dict[str, Any]:
@@ -46,15 +52,36 @@ def sampled_params(config: dict[str, Any]) -> dict[str, Any]:
 
 def run_trial(config: dict[str, Any], plan: TrialPlan, dataset: Any = None) -> None:
     """Tune function trainable. ``dataset``: a Ray Dataset materialized once by the driver, or
-    None to open (and stream) the prepared dataset in this trial."""
+    None to open (and stream) the prepared dataset in this trial.
+
+    A divergence ends the trial as an error raised here, in the Tune trainable (not in the Train
+    workers, where ``FailureConfig`` would restart the group only to diverge again): Tune then
+    tells the searcher the trial failed, and the results callback records status ``diverged``.
+    """
+    apply_secrets_file(plan.secrets_file)
     spec = ExperimentSpec.model_validate_json(plan.spec_json)
     trial_cfg = spec.resolve_trial(sampled_params(config))
     trial_id = tune.get_context().get_trial_id()
+    columns = config_columns(config)
     if spec.resources.launcher == "inline":
-        cfg = worker_config(spec, plan, trial_id, trial_cfg)
-        run_family(cfg, TuneInlineContext(cfg, dataset if dataset is not None else _open(spec, plan)))
-        return
-    build_trainer(spec, plan, trial_id, trial_cfg, dataset, callbacks=[TuneReportCallback()]).fit()
+        cfg = worker_config(spec, plan, trial_id, trial_cfg, columns)
+        diverged = run_family(cfg, TuneInlineContext(cfg, dataset if dataset is not None else _open(spec, plan)))
+    else:
+        build_trainer(spec, plan, trial_id, trial_cfg, dataset, callbacks=[TuneReportCallback()],
+                      config_columns=columns).fit()
+        diverged = _read_diverged(join_uri(plan.artifacts_root, plan.experiment, trial_id, DIVERGED_FILE),
+                                  _storage(spec))
+    if diverged is not None:
+        raise diverged
+
+
+def _read_diverged(uri: str, storage: StorageOptions) -> Optional[Diverged]:
+    """The divergence rank 0 recorded for this trial (Train's ``fit()`` result does not carry it)."""
+    try:
+        record = json.loads(get_bytes(uri, storage))
+    except FileNotFoundError:
+        return None
+    return Diverged(int(record["step"]), str(record["reason"]))
 
 
 def _storage(spec: ExperimentSpec) -> StorageOptions:
@@ -65,7 +92,15 @@ def _open(spec: ExperimentSpec, plan: TrialPlan):
     return open_dataset(plan.dataset_uri, _storage(spec), bad_records=spec.data.bad_records)
 
 
-def worker_config(spec: ExperimentSpec, plan: TrialPlan, trial_id: str, trial_cfg: dict[str, Any]) -> dict[str, Any]:
+def config_columns(config: dict[str, Any]) -> dict[str, Any]:
+    """The ``config/<param>`` columns of a trial's rows: its sampled parameters (a grid cell unpacked)."""
+    from gensweep.platform.results.schema import normalize_value
+
+    return {f"config/{k}": normalize_value(v) for k, v in sampled_params(config).items()}
+
+
+def worker_config(spec: ExperimentSpec, plan: TrialPlan, trial_id: str, trial_cfg: dict[str, Any],
+                  config_columns: Optional[dict[str, Any]] = None) -> dict[str, Any]:
     """What every worker of the trial receives; the resolved config is saved with the trial."""
     storage = _storage(spec)
     artifacts = join_uri(plan.artifacts_root, plan.experiment, trial_id)
@@ -81,6 +116,9 @@ def worker_config(spec: ExperimentSpec, plan: TrialPlan, trial_id: str, trial_cf
         "artifacts_uri": artifacts,
         "storage": storage.model_dump(),
         "use_gpu": spec.resources.gpus_per_worker > 0,
+        "secrets_file": plan.secrets_file,
+        "results": {"root": plan.results_root, "experiment": plan.experiment, "trial_id": trial_id,
+                    "columns": config_columns or {}} if plan.results_root else None,
     }
 
 
@@ -91,11 +129,13 @@ def build_trainer(
     trial_cfg: dict[str, Any],
     dataset: Any = None,
     callbacks: Optional[list] = None,
+    config_columns: Optional[dict[str, Any]] = None,
 ) -> TorchTrainer:
     """The TorchTrainer of one trial; its run name is fixed by the trial, so a rerun resumes."""
-    cfg = worker_config(spec, plan, trial_id, trial_cfg)
+    cfg = worker_config(spec, plan, trial_id, trial_cfg, config_columns)
     res = spec.resources
     use_gpu = res.gpus_per_worker > 0
+    storage_path, storage_filesystem = storage_for(plan.train_storage_path)  # same AWS env as results.root
     return TorchTrainer(
         train_loop_per_worker,
         train_loop_config=cfg,
@@ -104,7 +144,8 @@ def build_trainer(
         datasets={"train": dataset if dataset is not None else _open(spec, plan)},
         run_config=RunConfig(
             name=f"{plan.experiment}-{trial_id}",
-            storage_path=plan.train_storage_path,
+            storage_path=storage_path,
+            storage_filesystem=storage_filesystem,
             callbacks=callbacks or [],
             checkpoint_config=CheckpointConfig(num_to_keep=2),
             failure_config=FailureConfig(max_failures=plan.max_failures),

@@ -9,6 +9,11 @@ The trainable only sees the context interface, so its loop is the same in both.
 """
 from __future__ import annotations
 
+import datetime
+import json
+import logging
+import math
+import numbers
 import os
 import tempfile
 import time
@@ -18,13 +23,19 @@ import torch
 import torch.distributed as dist
 
 from gensweep.platform import images
-from gensweep.platform.artifacts import put_bytes
 from gensweep.platform.data import ShardLoader, StorageOptions
 from gensweep.platform.data.storage import join_uri
 from gensweep.platform.evaluation import WorkerEvaluator
+from gensweep.platform.artifacts import put_bytes
+from gensweep.platform.secrets import apply_secrets_file
+from gensweep.trainables.errors import Diverged
 from gensweep.trainables.families import FAMILIES
 
+logger = logging.getLogger(__name__)
+
 STATE_FILE = "state.pt"
+REPORT_FILE = "report.json"  # the metrics reported with a checkpoint, saved inside it
+DIVERGED_FILE = "diverged.json"  # in the trial's artifacts folder: step and reason of a divergence
 
 
 class PlatformContext:
@@ -49,6 +60,8 @@ class PlatformContext:
         self._evaluator = WorkerEvaluator.from_config(cfg["eval_runtime"], device=self.device)
         self._artifacts = cfg["artifacts_uri"]
         self._storage = StorageOptions(**(cfg.get("storage") or {}))
+        self._resumed_from: Optional[int] = None
+        self._results = cfg.get("results")  # {root, experiment, trial_id, columns}: for backfills
 
     # -- data --------------------------------------------------------------------------
     def epoch_batches(self, epoch: int) -> Iterator[Mapping[str, torch.Tensor]]:
@@ -72,16 +85,26 @@ class PlatformContext:
         if self.rank != 0:
             return None
         uri = join_uri(self._artifacts, f"samples-step{step:07d}.png")
+        # retried through a storage outage (backoff under a deadline) instead of failing the trial
         return put_bytes(uri, images.png_bytes(imgs), self._storage)
 
     # -- reports and checkpoints -------------------------------------------------------
+    def _with_platform_metrics(self, metrics: Mapping[str, Any]) -> dict[str, Any]:
+        out = {**metrics, "loop_time_s": time.perf_counter() - self.t0}
+        if self._resumed_from is not None:  # this worker (group) started from a checkpoint
+            out["resumed_from_step"] = self._resumed_from
+        out["worker_pid"] = os.getpid()  # changes when Train restarts a failed worker group
+        return out
+
     def report(self, metrics: Mapping[str, Any], state: Mapping[str, Any] | None = None) -> None:
-        metrics = {**metrics, "loop_time_s": time.perf_counter() - self.t0}
+        metrics = self._with_platform_metrics(metrics)
         if state is None or self.rank != 0:
             self._report(metrics, None)
             return
         with tempfile.TemporaryDirectory(prefix="gensweep-ckpt-") as d:
             torch.save(dict(state), os.path.join(d, STATE_FILE))
+            with open(os.path.join(d, REPORT_FILE), "w") as f:
+                json.dump({"reported_at": time.time(), "metrics": _scalars(metrics)}, f)
             self._report(metrics, d)
 
     def load_state(self) -> dict[str, Any] | None:
@@ -89,7 +112,44 @@ class PlatformContext:
         if ckpt is None:
             return None
         with ckpt.as_directory() as d:
-            return load_state_file(os.path.join(d, STATE_FILE), self.device)
+            state = load_state_file(os.path.join(d, STATE_FILE), self.device)
+            report = _read_report(os.path.join(d, REPORT_FILE))
+        self._resumed_from = int(state["step"])
+        if report is not None and self.rank == 0:
+            self._backfill(report)
+        return state
+
+    def _backfill(self, report: dict[str, Any]) -> None:
+        """Make sure the report saved with the checkpoint we resume from has its metrics row.
+
+        Train registers a checkpoint before Tune's driver receives its report; a driver killed
+        in between never records that report, yet the trial resumes *after* it. So the row is
+        written here, from the copy saved in the checkpoint, stamped with the time of the
+        original report: a row the results callback did write (always later) wins the store's
+        de-duplication, so this only fills a gap, never overwrites.
+        """
+        if not self._results:
+            return
+        try:
+            from gensweep.platform.results import ResultsStore
+
+            r = self._results
+            metrics = report["metrics"]
+            row = {k: v for k, v in metrics.items() if k not in ("experiment", "trial_id", "row_key", "written_at")}
+            row.update(experiment=r["experiment"], trial_id=r["trial_id"], step=metrics["step"],
+                       wall_time_s=float(report["reported_at"]), backfilled=True, **r.get("columns", {}))
+            stamp = datetime.datetime.fromtimestamp(float(report["reported_at"]), tz=datetime.timezone.utc)
+            ResultsStore.open(r["root"]).write("metrics", [row], written_at=stamp)
+        except Exception:  # noqa: BLE001 - a backfill must never stop the trial
+            logger.warning("could not backfill the metrics row of the resumed checkpoint", exc_info=True)
+
+    def record_divergence(self, exc: Diverged) -> None:
+        """Rank 0 writes where and why the trial diverged next to its artifacts, for
+        :func:`~gensweep.platform.trial.run_trial` to raise once the workers have returned
+        (every rank diverges at the same step: the check is agreed after the all-reduce)."""
+        if self.rank == 0:
+            record = json.dumps({"step": exc.step, "reason": exc.reason}).encode()
+            put_bytes(join_uri(self._artifacts, DIVERGED_FILE), record, self._storage)
 
     def _report(self, metrics: dict[str, Any], checkpoint_dir: Optional[str]) -> None:
         raise NotImplementedError
@@ -161,6 +221,29 @@ class TuneInlineContext(PlatformContext):
         return tune.get_checkpoint()
 
 
+def _scalars(metrics: Mapping[str, Any]) -> dict[str, Any]:
+    out = {}
+    for k, v in metrics.items():
+        if hasattr(v, "item") and not isinstance(v, (str, bytes)):
+            try:
+                v = v.item()
+            except (ValueError, RuntimeError):
+                continue
+        if isinstance(v, bool) or isinstance(v, str) or (isinstance(v, numbers.Number) and not isinstance(v, complex)):
+            out[str(k)] = v
+    return out
+
+
+def _read_report(path: str) -> Optional[dict[str, Any]]:
+    try:
+        with open(path) as f:
+            report = json.load(f)
+    except (OSError, ValueError):
+        return None  # a checkpoint of an older gensweep, or unreadable: nothing to backfill
+    ok = isinstance(report, dict) and isinstance(report.get("metrics"), dict) and "step" in report["metrics"]
+    return report if ok and isinstance(report.get("reported_at"), (int, float)) and math.isfinite(report["reported_at"]) else None
+
+
 class CheckpointError(RuntimeError):
     """A checkpoint file that cannot be loaded (truncated, corrupt, or not a gensweep state)."""
 
@@ -177,10 +260,18 @@ def load_state_file(path: str, device: torch.device | str = "cpu") -> dict[str, 
     return state
 
 
-def run_family(cfg: Mapping[str, Any], ctx: PlatformContext) -> None:
-    FAMILIES.get(cfg["family"]).train(ctx)
+def run_family(cfg: Mapping[str, Any], ctx: PlatformContext) -> Optional[Diverged]:
+    """Run the family's loop; a divergence is recorded and returned, not raised, so that Train
+    does not restart the worker group for it (it would only diverge again)."""
+    try:
+        FAMILIES.get(cfg["family"]).train(ctx)
+    except Diverged as exc:
+        ctx.record_divergence(exc)
+        return exc
+    return None
 
 
 def train_loop_per_worker(cfg: dict[str, Any]) -> None:
     """Ray Train's per-worker entry point."""
+    apply_secrets_file(cfg.get("secrets_file"))
     run_family(cfg, RayTrainContext(cfg))

@@ -7,12 +7,21 @@ rows, every ``flush_interval_s`` seconds (checked on every result and every
 Tune loop step), when a trial ends, at the end of the experiment and at
 interpreter exit.  Row keys are deterministic, so a batch that is re-sent after
 a failed or ambiguous write does not duplicate rows.
+
+With ``journal=<local folder>``, every buffered row is also appended to a local write-ahead
+journal (``<folder>/<experiment>.jsonl``) that is emptied after each successful flush; a
+callback for the same experiment (e.g. a resumed sweep after the driver was killed) re-sends
+what the journal still holds, under the same row keys. A driver killed between flushes, or
+during a storage outage, so loses no rows.
 """
 from __future__ import annotations
 
 import atexit
+import base64
+import dataclasses
 import datetime as _dt
 import importlib.metadata
+import json
 import logging
 import math
 import numbers
@@ -23,6 +32,8 @@ import time
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from ray.tune import Callback
+
+from gensweep.trainables.errors import Diverged
 
 from .retry import RetryPolicy
 from .schema import CONFIG_PREFIX, flatten, normalize_value, to_json
@@ -119,22 +130,28 @@ def _is_scalar(value: Any) -> bool:
     return isinstance(value, (str, bool, numbers.Number)) and not isinstance(value, complex)
 
 
+def trial_exception(trial: "Trial") -> BaseException | None:
+    """The exception a failed trial raised (unwrapped from Ray's RayTaskError), when Tune kept it."""
+    pickled = getattr(trial, "pickled_error_file", None)
+    if not pickled or not os.path.exists(pickled):
+        return None
+    try:
+        import cloudpickle
+
+        with open(pickled, "rb") as handle:
+            exc = cloudpickle.load(handle)
+    except Exception:  # noqa: BLE001 - unreadable: fall back to the text file
+        return None
+    cause = getattr(exc, "cause", None)  # RayTaskError wraps the user's exception
+    return cause if isinstance(cause, BaseException) else exc
+
+
 def error_message(trial: "Trial") -> str:
     """A one-line reason for a failed trial: the original exception's type and message."""
-    pickled = getattr(trial, "pickled_error_file", None)
-    if pickled and os.path.exists(pickled):
-        try:
-            import cloudpickle
-
-            with open(pickled, "rb") as handle:
-                exc = cloudpickle.load(handle)
-            cause = getattr(exc, "cause", None)  # RayTaskError wraps the user's exception
-            if isinstance(cause, BaseException):
-                exc = cause
-            text = str(exc).strip().splitlines()
-            return f"{type(exc).__name__}: {text[-1] if text else ''}".strip().rstrip(":")
-        except Exception:  # noqa: BLE001 - fall back to the text file
-            pass
+    exc = trial_exception(trial)
+    if exc is not None:
+        text = str(exc).strip().splitlines()
+        return f"{type(exc).__name__}: {text[-1] if text else ''}".strip().rstrip(":")
     path = getattr(trial, "error_file", None)
     if path and os.path.exists(path):
         with open(path, encoding="utf-8", errors="replace") as handle:
@@ -185,6 +202,8 @@ class ResultsCallback(Callback):
         record_experiment: bool = True,
         budget_iterations: int | None = None,
         trial_resources: Mapping[str, float] | None = None,
+        journal: str | os.PathLike | None = None,
+        in_loop_deadline_s: float = 10.0,
     ):
         if not experiment:
             raise ValueError("ResultsCallback needs an experiment name")
@@ -206,6 +225,11 @@ class ResultsCallback(Callback):
         # What one trial really holds (e.g. its Train workers), when Tune's own reservation
         # for the trial actor is only a sliver; used for resources and CPU/GPU-hours.
         self.trial_resources = dict(trial_resources) if trial_resources else None
+        self.journal = os.fspath(journal) if journal else None
+        # Flushes from inside Tune's loop give up sooner (rows stay buffered and journaled, the
+        # next flush re-sends them) so a storage outage does not stall the sweep; the final
+        # flush at the end of the experiment retries for the whole ``deadline_s``.
+        self.in_loop_deadline_s = float(in_loop_deadline_s)
         self._init_runtime()
 
     # -------------------------------------------------------------- plumbing
@@ -221,6 +245,7 @@ class ResultsCallback(Callback):
         self._trial_config: dict[str, dict[str, Any]] = {}
         self._started_at: _dt.datetime | None = None
         self._atexit_registered = False
+        self._journal_loaded = False
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
@@ -257,9 +282,60 @@ class ResultsCallback(Callback):
 
     def _buffer(self, table: str, row: dict[str, Any]) -> None:
         with self._lock:
+            self._load_journal()
             self._buffers.setdefault(table, []).append(row)
             self._n_buffered += 1
+            self._journal_append(table, row)
             self._register_atexit()
+
+    # ------------------------------------------------------- write-ahead journal
+    def _journal_path(self) -> str | None:
+        if not self.journal:
+            return None
+        from .store import quote_experiment
+
+        return os.path.join(self.journal, quote_experiment(self.experiment) + ".jsonl")
+
+    def _journal_append(self, table: str, row: dict[str, Any]) -> None:
+        path = self._journal_path()
+        if path is None:
+            return
+        try:
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            with open(path, "a", encoding="utf-8") as handle:
+                handle.write(json.dumps({"table": table, "row": row}, default=_journal_default) + "\n")
+                handle.flush()
+        except OSError:
+            logger.exception("ResultsCallback: cannot append to the journal %s", path)
+
+    def _load_journal(self) -> None:
+        """Put rows a previous driver journaled but never flushed back into the buffer (once)."""
+        if self._journal_loaded:
+            return
+        self._journal_loaded = True
+        path = self._journal_path()
+        if path is None or not os.path.exists(path):
+            return
+        replayed = 0
+        with open(path, encoding="utf-8") as handle:
+            for line in handle:
+                try:
+                    entry = json.loads(line, object_hook=_journal_hook)
+                    table, row = entry["table"], entry["row"]
+                except (ValueError, KeyError, TypeError):
+                    continue  # a line cut short when the previous driver was killed
+                self._buffers.setdefault(table, []).append(row)
+                self._n_buffered += 1
+                replayed += 1
+        if replayed:
+            logger.warning("ResultsCallback: re-sending %d journaled rows of %s", replayed, self.experiment)
+            self._register_atexit()
+
+    def _journal_clear(self) -> None:
+        path = self._journal_path()
+        if path is not None and os.path.exists(path):
+            with open(path, "w", encoding="utf-8"):
+                pass
 
     def _maybe_flush(self) -> None:
         with self._lock:
@@ -271,11 +347,11 @@ class ResultsCallback(Callback):
         if due:
             self._safe_flush()
 
-    def _safe_flush(self) -> None:
+    def _safe_flush(self, final: bool = False) -> None:
         # A store outage must not kill the sweep: the rows stay buffered and go
         # out with the next flush (same row keys, so no duplicates).
         try:
-            self.flush()
+            self.flush(deadline_s=None if final else min(self.deadline_s, self.in_loop_deadline_s))
         except Exception:  # noqa: BLE001
             self._pause_until = time.monotonic() + max(1.0, self.flush_interval_s)
             logger.exception(
@@ -283,22 +359,33 @@ class ResultsCallback(Callback):
                 self.uri, self._n_buffered,
             )
 
-    def flush(self) -> int:
+    def flush(self, deadline_s: float | None = None) -> int:
         """Write everything buffered; returns the rows written.  Safe to call repeatedly.
 
         Rows of a table leave the buffer only once their write succeeded, so a
         failed flush is retried whole by the next one (same row keys, no duplicates).
+        ``deadline_s`` bounds this flush's retries (default: the callback's ``deadline_s``).
         """
         written = 0
         with self._lock:
-            for table in ("experiments", "trials", "metrics", "artifacts"):
-                rows = self._buffers.get(table)
-                if not rows:
-                    continue
-                self.store.write(table, rows)
-                written += len(rows)
-                self._n_buffered -= len(rows)
-                self._buffers[table] = []
+            self._load_journal()
+            store = self.store
+            saved_policy = store.retry
+            if deadline_s is not None:
+                store.retry = dataclasses.replace(saved_policy, deadline_s=deadline_s)
+            try:
+                for table in ("experiments", "trials", "metrics", "artifacts"):
+                    rows = self._buffers.get(table)
+                    if not rows:
+                        continue
+                    store.write(table, rows)
+                    written += len(rows)
+                    self._n_buffered -= len(rows)
+                    self._buffers[table] = []
+            finally:
+                store.retry = saved_policy
+            if self._n_buffered == 0:
+                self._journal_clear()
             self._last_flush = time.monotonic()
             self._pause_until = 0.0
         return written
@@ -464,7 +551,13 @@ class ResultsCallback(Callback):
         return self.budget_iterations is not None and it is not None and it >= self.budget_iterations
 
     def on_trial_error(self, iteration: int, trials: list, trial: "Trial", **info):
-        self._buffer("trials", self._trial_row(trial, "failed", error_message(trial)))
+        exc = trial_exception(trial)
+        if isinstance(exc, Diverged):  # the trial ended on a divergence: its step and reason, not a failure
+            row = self._trial_row(trial, "diverged", str(exc))
+            row["last_step"] = exc.step
+        else:
+            row = self._trial_row(trial, "failed", _redact(error_message(trial)))
+        self._buffer("trials", row)
         self._safe_flush()
 
     def on_experiment_end(self, trials: list, **info):
@@ -477,7 +570,7 @@ class ResultsCallback(Callback):
             )
             row["ended_at"] = _dt.datetime.now(_dt.timezone.utc)
             self._buffer("experiments", row)
-        self._safe_flush()
+        self._safe_flush(final=True)
 
 
 def _register_exit_hook(fn: Callable[[], None]) -> None:
@@ -497,6 +590,36 @@ def _register_exit_hook(fn: Callable[[], None]) -> None:
         except RuntimeError:  # already shutting down
             pass
     atexit.register(fn)
+
+
+def _redact(text: str) -> str:
+    """Credential values from the environment never go into a stored reason."""
+    from gensweep.platform.secrets import redact, secret_values
+
+    return redact(text, secret_values())
+
+
+def _journal_default(value: Any) -> Any:
+    if isinstance(value, _dt.datetime):
+        return {"$datetime": value.isoformat()}
+    if isinstance(value, bytes):
+        return {"$bytes": base64.b64encode(value).decode("ascii")}
+    item = getattr(value, "item", None)
+    if callable(item):
+        try:
+            return item()
+        except Exception:  # noqa: BLE001
+            pass
+    return str(value)
+
+
+def _journal_hook(obj: dict[str, Any]) -> Any:
+    if len(obj) == 1:
+        if "$datetime" in obj:
+            return _dt.datetime.fromisoformat(obj["$datetime"])
+        if "$bytes" in obj:
+            return base64.b64decode(obj["$bytes"])
+    return obj
 
 
 def _utc(ts: float) -> _dt.datetime:
