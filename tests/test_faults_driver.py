@@ -185,12 +185,19 @@ def test_driver_killed_mid_sweep_then_resumed(sandbox):
     run_text = _read(run_out)
     assert "Ray dashboard: http://127.0.0.1:" in run_text, run_text[-3000:]
 
+    # the reports made from the store are artifacts of the sweep too
+    from gensweep.cli import main as cli_main
+
+    assert cli_main(["report", EXP, "--root", str(root), "-o", str(root / "report.html"), "--bootstrap", "200"]) == 0
+    assert cli_main(["results", "--root", str(root), "export", EXP, "-o", str(root / "export.csv")]) == 0
+
     # security: the planted credentials are nowhere
     needles = [v.encode() for v in sandbox["planted"].values()]
     hits = _grep_tree(root, needles) + _grep_tree(Path(sandbox["ray_tmp"]), needles)
     hits += [f"{name} output" for name, f in (("run", run_out), ("resume", resume_out))
              for n in needles if n in _read(f).encode()]
     assert not hits, hits
+    assert any("creds.yaml" in h for h in _grep_tree(sandbox["tmp"], needles))  # the grep does find a planted value
     assert (root / "ray" / EXP / "gensweep_spec.yaml").exists()
     saved = (root / "ray" / EXP / "gensweep_spec.yaml").read_text()
     assert str(sandbox["secrets_file"]) in saved  # the path travels, the content never does

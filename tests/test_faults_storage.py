@@ -34,6 +34,7 @@ import yaml
 from gensweep.platform.results import ResultsStore
 from gensweep.platform.runner import run_sweep
 from gensweep.platform.spec import parse_spec
+from tests.ray_support import ray_local  # noqa: F401 - fixture
 from tests.s3_server import S3Server, free_port
 
 pytestmark = pytest.mark.slow
@@ -174,17 +175,9 @@ def s3_proxy(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def s3_world(s3_proxy):
-    import ray
-
-    if ray.is_initialized():
-        ray.shutdown()
-    # workers inherit the environment set above; the State API: see tests/ray_support.py
-    ray.init(num_cpus=2, include_dashboard=True, dashboard_host="127.0.0.1")
-    try:
-        yield s3_proxy
-    finally:
-        ray.shutdown()
+def s3_world(s3_proxy, ray_local):
+    """Ray started after the AWS environment points at the proxy: its workers inherit it."""
+    return s3_proxy
 
 
 class _Trial:

@@ -29,6 +29,7 @@ import pytest
 from gensweep.platform.results import ResultsStore
 from gensweep.platform.runner import run_sweep
 from gensweep.platform.spec import parse_spec
+from gensweep.platform.worker import REPORT_FILE
 from tests.ray_support import ray_local  # noqa: F401 - fixture
 
 pytestmark = pytest.mark.slow
@@ -51,11 +52,12 @@ def _results(tune_dir: Path) -> list[dict]:
 
 
 class WorkerKiller(threading.Thread):
-    """Waits (bounded) for the healthy trial's first result, then SIGKILLs its Train worker."""
+    """Waits (bounded) for the healthy trial's first Train checkpoint, then SIGKILLs the worker
+    that wrote it (by the PID in the report saved with it; only the healthy trial checkpoints)."""
 
-    def __init__(self, tune_dir: Path, timeout_s: float = 420.0):
+    def __init__(self, train_runs: str, timeout_s: float = 420.0):
         super().__init__(daemon=True)
-        self.tune_dir, self.timeout_s = tune_dir, timeout_s
+        self.train_runs, self.timeout_s = train_runs, timeout_s
         self.killed_pid = None
         self.trial_id = None
         self.last_step_before_kill = None
@@ -65,23 +67,24 @@ class WorkerKiller(threading.Thread):
     def run(self):
         deadline = time.monotonic() + self.timeout_s
         while time.monotonic() < deadline and not self.stop.is_set():
-            for r in _results(self.tune_dir):
-                if r.get("diverged") or r.get("config", {}).get("lr") != GOOD_LR or not r.get("worker_pid"):
-                    continue
-                pid = int(r["worker_pid"])
+            for path in glob.glob(os.path.join(self.train_runs, "checkpoint_*", REPORT_FILE)):
                 try:
+                    metrics = json.loads(Path(path).read_text())["metrics"]
+                    pid = int(metrics["worker_pid"])
                     cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-                except OSError:
-                    continue
-                if b"RayTrainWorker" not in cmdline and b"ray::" not in cmdline:
-                    self.error = f"pid {pid} is not a Ray worker: {cmdline[:80]!r}"
+                except (OSError, ValueError, KeyError):
+                    continue  # being written, or the process is gone
+                if b"RayTrainWorker" not in cmdline:
+                    self.error = f"pid {pid} is not a Ray Train worker: {cmdline[:80]!r}"
                     return
-                self.trial_id, self.last_step_before_kill = r["trial_id"], r["step"]
+                self.trial_id = Path(path).parent.parent.name[len(EXP) + 1:]
+                self.last_step_before_kill = int(metrics["step"])
+                time.sleep(1.0)  # let Train finish registering the checkpoint (a segment takes several seconds)
                 os.kill(pid, signal.SIGKILL)  # the worker process only, found by its own report
                 self.killed_pid = pid
                 return
-            time.sleep(0.1)
-        self.error = "no result of the healthy trial within the time limit"
+            time.sleep(0.05)
+        self.error = "no checkpoint of the healthy trial within the time limit"
 
 
 @pytest.fixture(scope="module")
@@ -99,7 +102,7 @@ def faulty_sweep(tmp_path_factory, ray_local):
         "eval": {"num_samples": 200, "ref_samples": 1000, "metrics": ["fid"]},
         "results": {"root": str(root)},
     })
-    killer = WorkerKiller(root / "ray" / EXP)
+    killer = WorkerKiller(str(root / "ray" / f"{EXP}-*"))
     killer.start()
     try:
         outcome = run_sweep(spec, experiment=EXP, verbose=0)
