@@ -61,6 +61,8 @@ class PlatformContext:
         self._artifacts = cfg["artifacts_uri"]
         self._storage = StorageOptions(**(cfg.get("storage") or {}))
         self._resumed_from: Optional[int] = None
+        self._resumed_report: Optional[dict[str, Any]] = None  # the report saved with that checkpoint
+        self._reported = False
         self._results = cfg.get("results")  # {root, experiment, trial_id, columns}: for backfills
 
     # -- data --------------------------------------------------------------------------
@@ -97,6 +99,7 @@ class PlatformContext:
         return out
 
     def report(self, metrics: Mapping[str, Any], state: Mapping[str, Any] | None = None) -> None:
+        self._reported = True
         metrics = self._with_platform_metrics(metrics)
         if state is None or self.rank != 0:
             self._report(metrics, None)
@@ -115,6 +118,7 @@ class PlatformContext:
             state = load_state_file(os.path.join(d, STATE_FILE), self.device)
             report = _read_report(os.path.join(d, REPORT_FILE))
         self._resumed_from = int(state["step"])
+        self._resumed_report = report
         if report is not None and self.rank == 0:
             self._backfill(report)
         return state
@@ -142,6 +146,14 @@ class PlatformContext:
             ResultsStore.open(r["root"]).write("metrics", [row], written_at=stamp)
         except Exception:  # noqa: BLE001 - a backfill must never stop the trial
             logger.warning("could not backfill the metrics row of the resumed checkpoint", exc_info=True)
+
+    def finish(self) -> None:
+        """After the loop returned: a run resumed from its final checkpoint (the trial had finished
+        training when its driver died) has nothing left to train and so reports nothing; report
+        that checkpoint's saved metrics again (the same row, so no duplicate) so the trial ends
+        with its result, as Tune requires."""
+        if not self._reported and self._resumed_report is not None:
+            self._report(dict(self._resumed_report["metrics"]), None)
 
     def record_divergence(self, exc: Diverged) -> None:
         """Rank 0 writes where and why the trial diverged next to its artifacts, for
@@ -268,6 +280,7 @@ def run_family(cfg: Mapping[str, Any], ctx: PlatformContext) -> Optional[Diverge
     except Diverged as exc:
         ctx.record_divergence(exc)
         return exc
+    ctx.finish()
     return None
 
 
