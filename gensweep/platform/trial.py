@@ -70,7 +70,8 @@ def worker_config(spec: ExperimentSpec, plan: TrialPlan, trial_id: str, trial_cf
     storage = _storage(spec)
     artifacts = join_uri(plan.artifacts_root, plan.experiment, trial_id)
     resolved = {"experiment": plan.experiment, "trial_id": trial_id, "family": spec.family, "config": trial_cfg,
-                "eval": plan.eval_runtime["protocol"], "dataset": plan.dataset_uri,
+                "eval": {**plan.eval_runtime["protocol"], "ladder": plan.eval_runtime["eval"]["ladder"]},
+                "dataset": plan.dataset_uri,
                 "resources": spec.resources.model_dump()}
     put_bytes(join_uri(artifacts, "resolved_config.yaml"), yaml.safe_dump(resolved, sort_keys=False).encode(), storage)
     return {
