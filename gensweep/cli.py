@@ -46,6 +46,7 @@ SUBCOMMAND_MODULES: tuple[str, ...] = (
     "gensweep.platform.report.cli",
     "gensweep.cluster.cli",
     "gensweep.platform.data_cli",
+    "gensweep.platform.eval_cli",
 )
 
 

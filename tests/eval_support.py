@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from gensweep.platform.checkpoints import checkpoint_info, write_checkpoint_dir
 from gensweep.platform.data import prepare
 from gensweep.platform.evaluation import WorkerEvaluator, prepare_reference
 from gensweep.platform.metrics import mnist_split
@@ -64,3 +65,13 @@ def run_trial(spec, dataset: str, root: Path) -> tuple[LocalContext, dict[str, A
     ctx = LocalContext(cfg, batches_of(dataset, cfg["batch_size"]), evaluator=evaluator.evaluate)
     FAMILIES.get(spec.family).train(ctx)
     return ctx, runtime
+
+
+def save_checkpoint(directory: Path, ctx: LocalContext, spec, dataset: str, root: Path, runtime: dict[str, Any],
+                    trial_id: str = "t0") -> str:
+    """The last state of an in-process trial, written as the platform writes a trial checkpoint."""
+    directory.mkdir(parents=True)
+    info = checkpoint_info(experiment="tiny-run", trial_id=trial_id, family=spec.family, dataset=dataset,
+                           results_root=str(root), storage={}, eval_runtime=runtime)
+    write_checkpoint_dir(str(directory), ctx.states[-1], info)
+    return str(directory)

@@ -125,6 +125,13 @@ def test_trial_resumes_from_its_checkpoint(tmp_path, ray_local):
     first_key = next(iter(saved["G"]))
     assert not torch.equal(resumed["G"][first_key], saved["G"][first_key])
 
+    # `gensweep eval` re-scores the Train checkpoint and appends a marked row to the sweep's store
+    assert cli_main(["eval", second.checkpoint.path, "--num-samples", "100"]) == 0
+    rows = ResultsStore.open(str(tmp_path)).read("metrics", "resume-run")
+    assert len(rows) == 1 and rows["reeval"].all() and rows["trial_id"].tolist() == ["t0"]
+    assert rows["step"].tolist() == [30] and rows["eval_n"].tolist() == [100] and rows["backbone"].tolist() == ["mnist-lenet"]
+    assert rows["checkpoint"].tolist() == [second.checkpoint.path] and math.isfinite(rows["fid"].iloc[0])
+
 
 def test_checkpoint_errors_are_clear(tmp_path):
     bad = tmp_path / STATE_FILE

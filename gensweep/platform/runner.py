@@ -105,6 +105,7 @@ def setup_sweep(spec: ExperimentSpec, experiment: str, address: Optional[str] = 
         eval_runtime=eval_runtime,
         artifacts_root=f"{root}/artifacts",
         train_storage_path=train_storage_path(root),
+        results_root=root,
         max_failures=spec.resources.max_failures,
     )
     return SweepSetup(experiment, root, plan, shared_dataset(spec, dataset_uri))

@@ -19,6 +19,7 @@ from ray.tune.integration.ray_train import TuneReportCallback
 from gensweep.platform.data import StorageOptions, open_dataset
 from gensweep.platform.artifacts import put_bytes
 from gensweep.platform.capacity import worker_resources
+from gensweep.platform.checkpoints import checkpoint_info
 from gensweep.platform.data.storage import join_uri
 from gensweep.platform.spec import ExperimentSpec
 from gensweep.platform.worker import TuneInlineContext, run_family, train_loop_per_worker
@@ -36,6 +37,7 @@ class TrialPlan:
     eval_runtime: dict[str, Any]
     artifacts_root: str
     train_storage_path: str
+    results_root: str
     max_failures: int = 0
 
 
@@ -80,6 +82,10 @@ def worker_config(spec: ExperimentSpec, plan: TrialPlan, trial_id: str, trial_cf
         "data": spec.data.model_dump(mode="json"),
         "eval_runtime": plan.eval_runtime,
         "artifacts_uri": artifacts,
+        "checkpoint_info": checkpoint_info(
+            experiment=plan.experiment, trial_id=trial_id, family=spec.family, dataset=plan.dataset_uri,
+            results_root=plan.results_root, storage=storage.model_dump(), eval_runtime=plan.eval_runtime,
+        ),
         "storage": storage.model_dump(),
         "use_gpu": spec.resources.gpus_per_worker > 0,
     }

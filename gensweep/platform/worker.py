@@ -19,12 +19,14 @@ import torch.distributed as dist
 
 from gensweep.platform import images
 from gensweep.platform.artifacts import put_bytes
+from gensweep.platform.checkpoints import STATE_FILE, CheckpointError, load_state_file, write_checkpoint_dir
 from gensweep.platform.data import ShardLoader, StorageOptions
 from gensweep.platform.data.storage import join_uri
 from gensweep.platform.evaluation import WorkerEvaluator
 from gensweep.trainables.families import FAMILIES
 
-STATE_FILE = "state.pt"
+__all__ = ["STATE_FILE", "CheckpointError", "load_state_file", "PlatformContext", "RayTrainContext",
+           "TuneInlineContext", "run_family", "train_loop_per_worker"]
 
 
 class PlatformContext:
@@ -48,6 +50,7 @@ class PlatformContext:
         )
         self._evaluator = WorkerEvaluator.from_config(cfg["eval_runtime"], device=self.device)
         self._artifacts = cfg["artifacts_uri"]
+        self._checkpoint_info = cfg["checkpoint_info"]
         self._storage = StorageOptions(**(cfg.get("storage") or {}))
 
     # -- data --------------------------------------------------------------------------
@@ -81,7 +84,7 @@ class PlatformContext:
             self._report(metrics, None)
             return
         with tempfile.TemporaryDirectory(prefix="gensweep-ckpt-") as d:
-            torch.save(dict(state), os.path.join(d, STATE_FILE))
+            write_checkpoint_dir(d, state, self._checkpoint_info)
             self._report(metrics, d)
 
     def load_state(self) -> dict[str, Any] | None:
@@ -159,22 +162,6 @@ class TuneInlineContext(PlatformContext):
         from ray import tune
 
         return tune.get_checkpoint()
-
-
-class CheckpointError(RuntimeError):
-    """A checkpoint file that cannot be loaded (truncated, corrupt, or not a gensweep state)."""
-
-
-def load_state_file(path: str, device: torch.device | str = "cpu") -> dict[str, Any]:
-    try:
-        state = torch.load(path, map_location=device, weights_only=True)
-    except FileNotFoundError:
-        raise CheckpointError(f"checkpoint {path} has no {STATE_FILE}") from None
-    except Exception as e:  # torch raises several types for truncated or foreign files
-        raise CheckpointError(f"checkpoint {path} cannot be loaded ({type(e).__name__}: {e})") from None
-    if not isinstance(state, dict) or "step" not in state:
-        raise CheckpointError(f"checkpoint {path} is not a gensweep trial state (no 'step')")
-    return state
 
 
 def run_family(cfg: Mapping[str, Any], ctx: PlatformContext) -> None:

@@ -112,6 +112,19 @@ def sampler_fn(net: nn.Module, cfg: DiffusionConfig, device: torch.device, name:
     return sample
 
 
+def tagged_samplers(net: nn.Module, cfg: DiffusionConfig, device: torch.device) -> list[tuple[str, Any]]:
+    """``(tag, sample)`` of every configured ``(sampler, steps)`` setting, in the configured order."""
+    return [(setting_tag(n, k), sampler_fn(net, cfg, device, n, k)) for n, k in cfg.settings()]
+
+
+def checkpoint_samplers(state: dict[str, Any], device: torch.device) -> list[tuple[str, Any]]:
+    """The evaluation samplers of a checkpointed trial (EMA weights when it keeps them)."""
+    cfg = DiffusionConfig.model_validate(state["config"])
+    net = build_net(cfg).to(device)
+    net.load_state_dict(state["ema"] if state.get("ema") is not None else state["net"])
+    return tagged_samplers(net, cfg, device)
+
+
 def train_step(st: DiffusionState, x0: torch.Tensor, labels: Optional[torch.Tensor], ctx: TrialContext) -> float:
     """One optimizer update on a batch; raises :class:`Diverged` (on every rank alike) on a bad loss or gradient."""
     cfg = st.cfg
@@ -145,8 +158,7 @@ def train_diffusion(ctx: TrialContext) -> dict[str, Any]:
     ctx.broadcast_parameters(st.net)
     if st.ema is not None:
         ctx.broadcast_parameters(st.ema.shadow)
-    settings = cfg.settings()
-    samplers = [(setting_tag(n, k), sampler_fn(st.sample_net(), cfg, device, n, k)) for n, k in settings]
+    samplers = tagged_samplers(st.sample_net(), cfg, device)
 
     loss_value = float("nan")
     window_t0, window_images = time.perf_counter(), 0
