@@ -4,6 +4,7 @@ import os
 import uuid
 
 import pytest
+import torch
 
 from tests.s3_server import S3Server, free_port
 
@@ -25,3 +26,12 @@ def s3_bucket(s3_server, monkeypatch):
     name = f"gensweep-{uuid.uuid4().hex[:10]}"
     s3_server.make_bucket(name)
     return name
+
+
+@pytest.fixture(scope="module")
+def torch_one_thread():
+    """One intra-op thread: on a shared, oversubscribed CPU, torch's thread pool spins and slows down."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
