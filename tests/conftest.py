@@ -4,6 +4,7 @@ import os
 import uuid
 
 import pytest
+import torch
 
 from tests.s3_server import S3Server, free_port
 

@@ -71,7 +71,8 @@ def train_gan(ctx: TrialContext) -> dict[str, Any]:
     for net in (st.G, st.D):
         ctx.broadcast_parameters(net)
     phases = build_phases(
-        adv=LOSSES.get(cfg.loss), G=st.G, D=st.D, augment=st.augment, terms=st.terms(),
+        adv=LOSSES.get(cfg.loss), G=st.G, D=st.D, fast_G=st.fast["G"], fast_D=st.fast["D"], augment=st.augment,
+        terms=st.terms(),
         n_dis=cfg.n_dis, reg_interval=cfg.reg_interval,
     )
     sample = sampler(st.sample_net(), cfg, device)
