@@ -186,19 +186,20 @@ class ExperimentSpec(_Strict):
     def resolve_trial(self, sampled: dict[str, Any]) -> dict[str, Any]:
         """The full, validated trainable config of one trial; an infeasible combination raises
         :class:`InfeasibleConfig` with the family's rule messages."""
-        family = FAMILIES.get(self.family)
-        values = {**self.trial_defaults(), **sampled}
-        problems = family.violations(values)
+        problems = self.violations(sampled)
         if problems:
             raise InfeasibleConfig(f"infeasible trial config {sampled}: " + "; ".join(problems))
-        return family.config.model_validate(values).model_dump()
+        return FAMILIES.get(self.family).config.model_validate({**self.trial_defaults(), **sampled}).model_dump()
+
+    def violations(self, sampled: dict[str, Any]) -> list[str]:
+        """Why the trial config of ``sampled`` parameters cannot run (the family's rules); [] when it can."""
+        return FAMILIES.get(self.family).violations({**self.trial_defaults(), **sampled})
 
     def feasible_cells(self, cells: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[str]]:
         """Grid cells the family's rules allow, and one message per dropped cell."""
-        family = FAMILIES.get(self.family)
         keep, dropped = [], []
         for cell in cells:
-            problems = family.violations({**self.trial_defaults(), **cell})
+            problems = self.violations(cell)
             if problems:
                 dropped.append(f"{cell}: {'; '.join(problems)}")
             else:
