@@ -61,10 +61,12 @@ def require_state_api() -> None:
     """Ray Train releases a finished trial's worker placement group through the Ray State API
     (served by the dashboard). Without it those groups leak, and once they fill the cluster
     every later trial waits for workers forever: refuse to start instead."""
+    import ray
     from ray.util.state import list_nodes
 
-    try:
-        list_nodes(limit=1, timeout=30, raise_on_missing_output=False)
+    try:  # the connected instance's own address: other Ray instances on this machine are not ours
+        list_nodes(address=ray.get_runtime_context().gcs_address, limit=1, timeout=30,
+                   raise_on_missing_output=False)
     except Exception as e:  # noqa: BLE001 - any failure means the API is not usable
         raise ClusterNotReady(
             "the Ray State API is unreachable (the cluster runs without its dashboard); Ray Train"
