@@ -13,7 +13,7 @@ from gensweep.platform.results import ResultsStore
 from gensweep.platform.runner import run_sweep, setup_sweep
 from gensweep.platform.spec import parse_spec
 from gensweep.platform.trial import build_trainer
-from gensweep.platform.worker import STATE_FILE, load_state_file
+from gensweep.platform.checkpoints import STATE_FILE, load_state_file
 from tests.ray_support import ray_local  # noqa: F401
 
 pytestmark = pytest.mark.slow

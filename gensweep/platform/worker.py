@@ -19,14 +19,11 @@ import torch.distributed as dist
 
 from gensweep.platform import images
 from gensweep.platform.artifacts import put_bytes
-from gensweep.platform.checkpoints import STATE_FILE, CheckpointError, load_state_file, write_checkpoint_dir
+from gensweep.platform.checkpoints import STATE_FILE, load_state_file, write_checkpoint_dir
 from gensweep.platform.data import ShardLoader, StorageOptions
 from gensweep.platform.data.storage import join_uri
 from gensweep.platform.evaluation import WorkerEvaluator
 from gensweep.trainables.families import FAMILIES
-
-__all__ = ["STATE_FILE", "CheckpointError", "load_state_file", "PlatformContext", "RayTrainContext",
-           "TuneInlineContext", "run_family", "train_loop_per_worker"]
 
 
 class PlatformContext:

@@ -16,9 +16,7 @@ precision/recall (Kynkäänniemi et al. 2019), Inception Score (Salimans et al. 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-
-import dataclasses
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -70,7 +68,7 @@ class EvalProtocol:
         """The same protocol for ``n`` fake samples (batches and KID subsets no larger than ``n``).
 
         For ``n <= num_samples`` this equals the protocol one would build for ``n`` directly."""
-        return dataclasses.replace(
+        return replace(
             self, num_samples=n, batch_size=min(self.batch_size, n), kid_subset_size=min(self.kid_subset_size, n)
         )
 
