@@ -47,6 +47,7 @@ SUBCOMMAND_MODULES: tuple[str, ...] = (
     "gensweep.cluster.cli",
     "gensweep.platform.data_cli",
     "gensweep.platform.resume",
+    "gensweep.platform.eval_cli",
 )
 
 

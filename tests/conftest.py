@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import os
 import uuid
 
 import pytest
@@ -25,3 +24,14 @@ def s3_bucket(s3_server, monkeypatch):
     name = f"gensweep-{uuid.uuid4().hex[:10]}"
     s3_server.make_bucket(name)
     return name
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Torch on one thread for a test module: the test machine's cores are shared, threads only contend."""
+    import torch
+
+    prev = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(prev)

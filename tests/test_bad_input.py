@@ -15,7 +15,7 @@ import torch
 import yaml
 
 from gensweep.cli import main as cli_main
-from gensweep.platform.worker import STATE_FILE, CheckpointError, load_state_file
+from gensweep.platform.checkpoints import STATE_FILE, CheckpointError, load_state_file
 
 
 def _closed_port() -> int:

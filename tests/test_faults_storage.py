@@ -29,7 +29,6 @@ import time
 from pathlib import Path
 
 import pytest
-import yaml
 
 from gensweep.platform.results import ResultsStore
 from gensweep.platform.runner import run_sweep

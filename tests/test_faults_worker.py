@@ -29,7 +29,7 @@ import pytest
 from gensweep.platform.results import ResultsStore
 from gensweep.platform.runner import run_sweep
 from gensweep.platform.spec import parse_spec
-from gensweep.platform.worker import REPORT_FILE
+from gensweep.platform.checkpoints import REPORT_FILE
 from tests.ray_support import ray_local  # noqa: F401 - fixture
 
 pytestmark = pytest.mark.slow

@@ -82,11 +82,13 @@ def test_evaluate_single_process_uses_fixed_latents(ref):
     b = evaluate(gen.sample, backbone, ref, PROTOCOL)
     assert seeds == [1234 + i for i in range(8)]
     assert a == b  # deterministic: same latents, same numbers
-    assert set(a) == {"fid", "kid", "kid_std", "precision", "recall", "is", "is_std", "eval_n", "backbone", "refstats_key"}
+    provenance = {"eval_n", "backbone", "eval_protocol", "refstats_key"}
+    assert set(a) == {"fid", "kid", "kid_std", "precision", "recall", "is", "is_std"} | provenance
     assert a["eval_n"] == 60 and a["backbone"] == "mnist-lenet" and a["refstats_key"] == ref.key.slug
+    assert a["eval_protocol"] == backbone.protocol
     assert a["fid"] > 0 and 0 <= a["precision"] <= 1 and 1 <= a["is"] <= 10
     only_fid = evaluate(gen.sample, backbone, ref, EvalProtocol(num_samples=60, batch_size=8, latent_seed=1234))
-    assert set(only_fid) == {"fid", "eval_n", "backbone", "refstats_key"} and only_fid["fid"] == a["fid"]
+    assert set(only_fid) == {"fid"} | provenance and only_fid["fid"] == a["fid"]
     # real digits (shuffled: the file is sorted by class) score far better than the random generator
     digits, _ = mnist_split("train")
     digits = digits[np.random.default_rng(0).permutation(len(digits))]

@@ -29,7 +29,7 @@ from gensweep.platform.secrets import (
     read_secrets_file,
 )
 from gensweep.platform.spec import parse_spec
-from gensweep.platform.worker import STATE_FILE, CheckpointError, load_state_file
+from gensweep.platform.checkpoints import STATE_FILE, CheckpointError, load_state_file
 
 PACKAGE = Path(gensweep.__file__).parent
 SOURCES = sorted(PACKAGE.rglob("*.py"))

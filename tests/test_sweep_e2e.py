@@ -13,7 +13,7 @@ from gensweep.platform.results import ResultsStore
 from gensweep.platform.runner import run_sweep, setup_sweep
 from gensweep.platform.spec import parse_spec
 from gensweep.platform.trial import build_trainer
-from gensweep.platform.worker import STATE_FILE, load_state_file
+from gensweep.platform.checkpoints import STATE_FILE, load_state_file
 from tests.ray_support import ray_local  # noqa: F401
 
 pytestmark = pytest.mark.slow
@@ -32,7 +32,8 @@ def tiny_spec(root: Path, name: str, **overrides):
 
 
 def test_two_trial_sweep_writes_the_store(tmp_path, ray_local, capsys):
-    spec = tiny_spec(tmp_path, "e2e")
+    # evaluation ladder: the first evaluation (step 15) scores 100 fake samples, later ones the full 200
+    spec = tiny_spec(tmp_path, "e2e", eval={**TINY["eval"], "ladder": [{"until_step": 15, "num_samples": 100}]})
     outcome = run_sweep(spec, experiment="e2e-run")
     assert outcome.num_errors == 0
 
@@ -42,7 +43,8 @@ def test_two_trial_sweep_writes_the_store(tmp_path, ray_local, capsys):
     for _, rows in metrics.groupby("trial_id"):
         assert sorted(rows["step"]) == [15, 30]
         assert all(math.isfinite(v) and v > 0 for v in rows["fid"])
-        assert set(rows["backbone"]) == {"mnist-lenet"} and set(rows["eval_n"]) == {200}
+        assert set(rows["backbone"]) == {"mnist-lenet"}
+        assert rows.sort_values("step")["eval_n"].tolist() == [100, 200] and rows["eval_protocol"].nunique() == 1
         assert rows["config/loss"].iloc[0] in ("ns", "hinge") and 1e-4 <= rows["config/lr"].iloc[0] <= 1e-3
         for grid in rows["sample_grid"]:
             assert Path(grid).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -53,6 +55,7 @@ def test_two_trial_sweep_writes_the_store(tmp_path, ray_local, capsys):
     for trial_id in metrics["trial_id"].unique():
         saved = yaml.safe_load((tmp_path / "artifacts" / "e2e-run" / trial_id / "resolved_config.yaml").read_text())
         assert saved["config"]["steps"] == 30 and saved["eval"]["backbone"] == "mnist-lenet"
+        assert saved["eval"]["ladder"] == [{"until_step": 15, "num_samples": 100}]
 
     # the leaderboard again, from the store alone
     capsys.readouterr()
@@ -121,6 +124,13 @@ def test_trial_resumes_from_its_checkpoint(tmp_path, ray_local):
     assert resumed["opt_D"]["state"][0]["step"].item() == saved["opt_D"]["state"][0]["step"].item() + 30
     first_key = next(iter(saved["G"]))
     assert not torch.equal(resumed["G"][first_key], saved["G"][first_key])
+
+    # `gensweep eval` re-scores the Train checkpoint and appends a marked row to the sweep's store
+    assert cli_main(["eval", second.checkpoint.path, "--num-samples", "100"]) == 0
+    rows = ResultsStore.open(str(tmp_path)).read("metrics", "resume-run")
+    assert len(rows) == 1 and rows["reeval"].all() and rows["trial_id"].tolist() == ["t0"]
+    assert rows["step"].tolist() == [30] and rows["eval_n"].tolist() == [100] and rows["backbone"].tolist() == ["mnist-lenet"]
+    assert rows["checkpoint"].tolist() == [second.checkpoint.path] and math.isfinite(rows["fid"].iloc[0])
 
 
 def test_checkpoint_errors_are_clear(tmp_path):

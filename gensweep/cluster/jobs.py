@@ -188,10 +188,21 @@ def connect(address: Optional[str] = None, token_file: Optional[str] = None):
         headers = auth_headers(addr, token_file)
     except TokenError as e:
         raise ClusterError(str(e)) from None
+    _forget_cached_ray_token()
     try:
         return JobSubmissionClient(addr, headers=headers or None)
     except Exception as e:  # noqa: BLE001 - Ray raises several types; map them to one message
         raise _cluster_error(e, addr) from None
+
+
+def _forget_cached_ray_token() -> None:
+    """Ray's client adds the token its process first loaded when we send none; after an earlier
+    ``ray.init`` in this process that is another cluster's token. Make it re-read the sources now."""
+    try:
+        from ray._raylet import AuthenticationTokenLoader
+    except ImportError:  # a Ray without token auth: nothing is cached
+        return
+    AuthenticationTokenLoader.instance().reset_cache()
 
 
 def _cluster_error(e: Exception, address: str) -> ClusterError:

@@ -74,10 +74,12 @@ def require_state_api() -> None:
     """Ray Train releases a finished trial's worker placement group through the Ray State API
     (served by the dashboard). Without it those groups leak, and once they fill the cluster
     every later trial waits for workers forever: refuse to start instead."""
+    import ray
     from ray.util.state import list_nodes
 
-    try:
-        list_nodes(limit=1, timeout=30, raise_on_missing_output=False)
+    try:  # the connected instance's own address: other Ray instances on this machine are not ours
+        list_nodes(address=ray.get_runtime_context().gcs_address, limit=1, timeout=30,
+                   raise_on_missing_output=False)
     except Exception as e:  # noqa: BLE001 - any failure means the API is not usable
         raise ClusterNotReady(
             "the Ray State API is unreachable (the cluster runs without its dashboard); Ray Train"
@@ -122,9 +124,9 @@ def setup_sweep(spec: ExperimentSpec, experiment: str, address: Optional[str] = 
         eval_runtime=eval_runtime,
         artifacts_root=f"{root}/artifacts",
         train_storage_path=train_storage_path(root),
+        results_root=root,
         max_failures=spec.resources.max_failures,
         secrets_file=spec.data.storage.secrets_file if spec.data.storage else None,
-        results_root=root,
     )
     return SweepSetup(experiment, root, plan, shared_dataset(spec, dataset_uri))
 

@@ -6,9 +6,10 @@ from typing import Any, Callable, Optional
 import optuna
 from ray import tune
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, TrialScheduler
-from ray.tune.search import BasicVariantGenerator, Searcher
+from ray.tune.search import Searcher
 from ray.tune.search.optuna import OptunaSearch
 
+from gensweep.platform.feasible import FeasibleSearcher
 from gensweep.platform.space import with_replicates
 from gensweep.platform.spec import ExperimentSpec
 from gensweep.platform.trial import GRID_KEY
@@ -37,7 +38,7 @@ def _optuna(spec: ExperimentSpec, sampler: optuna.samplers.BaseSampler, storage:
         storage=storage,
         study_name=study_name if storage is not None else None,
     )
-    return SearchPlan(searcher, {}, spec.search.num_trials)
+    return SearchPlan(FeasibleSearcher(searcher, spec.violations), {}, spec.search.num_trials)
 
 
 @SEARCHERS.register("optuna-tpe", ref="Bergstra et al. 2011, Algorithms for Hyper-Parameter Optimization (TPE), via Optuna")

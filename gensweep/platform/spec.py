@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from gensweep import search_spaces
 from gensweep.platform.space import Categorical, SearchSpace, Integer
@@ -79,13 +79,41 @@ class DataConfig(_Strict):
     storage: StorageConfig | None = None
 
 
+class LadderRung(_Strict):
+    until_step: int = Field(ge=1, description="evaluations at steps up to this one (inclusive) use this rung")
+    num_samples: int = Field(ge=2, description="fake samples of those evaluations")
+
+
 class EvalConfig(_Strict):
     backbone: str = "mnist-lenet"
-    num_samples: int = Field(1000, ge=2)
+    num_samples: int = Field(1000, ge=2, description="fake samples per evaluation (after the ladder: all of them)")
     ref_samples: int | None = Field(None, ge=2, description="real images for reference statistics; None: all")
     batch_size: int = Field(250, ge=1)
     metrics: list[Literal["fid", "kid", "pr", "is"]] = Field(default_factory=lambda: ["fid"], min_length=1)
     latent_seed: int = 1234
+    ladder: list[LadderRung] = Field(
+        default_factory=list,
+        description="cheaper early evaluations: rungs in ascending until_step, each with fewer fake samples"
+        " than the next and than num_samples; steps after the last rung use num_samples",
+    )
+
+    @field_validator("ladder")
+    @classmethod
+    def _ascending_ladder(cls, rungs: list[LadderRung], info: ValidationInfo) -> list[LadderRung]:
+        for i in range(1, len(rungs)):
+            prev, rung = rungs[i - 1], rungs[i]
+            if rung.until_step <= prev.until_step:
+                raise ValueError(f"rung {i}: until_step {rung.until_step} must be greater than rung {i - 1}'s"
+                                 f" {prev.until_step} (rungs ascend in step)")
+            if rung.num_samples <= prev.num_samples:
+                raise ValueError(f"rung {i}: num_samples {rung.num_samples} must be greater than rung {i - 1}'s"
+                                 f" {prev.num_samples} (later evaluations use more samples)")
+        full = info.data.get("num_samples")  # absent when num_samples itself failed validation
+        for i, rung in enumerate(rungs):
+            if full is not None and rung.num_samples >= full:
+                raise ValueError(f"rung {i}: num_samples {rung.num_samples} must be below eval.num_samples {full}"
+                                 " (the full N, used after the last rung)")
+        return rungs
 
 
 class ResultsConfig(_Strict):
@@ -164,19 +192,20 @@ class ExperimentSpec(_Strict):
     def resolve_trial(self, sampled: dict[str, Any]) -> dict[str, Any]:
         """The full, validated trainable config of one trial; an infeasible combination raises
         :class:`InfeasibleConfig` with the family's rule messages."""
-        family = FAMILIES.get(self.family)
-        values = {**self.trial_defaults(), **sampled}
-        problems = family.violations(values)
+        problems = self.violations(sampled)
         if problems:
             raise InfeasibleConfig(f"infeasible trial config {sampled}: " + "; ".join(problems))
-        return family.config.model_validate(values).model_dump()
+        return FAMILIES.get(self.family).config.model_validate({**self.trial_defaults(), **sampled}).model_dump()
+
+    def violations(self, sampled: dict[str, Any]) -> list[str]:
+        """Why the trial config of ``sampled`` parameters cannot run (the family's rules); [] when it can."""
+        return FAMILIES.get(self.family).violations({**self.trial_defaults(), **sampled})
 
     def feasible_cells(self, cells: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[str]]:
         """Grid cells the family's rules allow, and one message per dropped cell."""
-        family = FAMILIES.get(self.family)
         keep, dropped = [], []
         for cell in cells:
-            problems = family.violations({**self.trial_defaults(), **cell})
+            problems = self.violations(cell)
             if problems:
                 dropped.append(f"{cell}: {'; '.join(problems)}")
             else:

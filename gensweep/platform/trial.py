@@ -19,6 +19,7 @@ from ray.tune.integration.ray_train import TuneReportCallback
 
 from gensweep.platform.data import StorageOptions, open_dataset
 from gensweep.platform.capacity import worker_resources
+from gensweep.platform.checkpoints import checkpoint_info
 from gensweep.platform.data.storage import join_uri
 from gensweep.platform.artifacts import get_bytes, put_bytes
 from gensweep.platform.ray_storage import storage_for
@@ -40,9 +41,9 @@ class TrialPlan:
     eval_runtime: dict[str, Any]
     artifacts_root: str
     train_storage_path: str  # a local path or a URI (s3://...): see gensweep.platform.ray_storage
+    results_root: str  # the results store; a resumed trial also backfills reports Tune never saw
     max_failures: int = 0
     secrets_file: Optional[str] = None  # a path; each process reads the credentials itself
-    results_root: Optional[str] = None  # where a resumed trial backfills a report Tune never saw
 
 
 def sampled_params(config: dict[str, Any]) -> dict[str, Any]:
@@ -105,7 +106,8 @@ def worker_config(spec: ExperimentSpec, plan: TrialPlan, trial_id: str, trial_cf
     storage = _storage(spec)
     artifacts = join_uri(plan.artifacts_root, plan.experiment, trial_id)
     resolved = {"experiment": plan.experiment, "trial_id": trial_id, "family": spec.family, "config": trial_cfg,
-                "eval": plan.eval_runtime["protocol"], "dataset": plan.dataset_uri,
+                "eval": {**plan.eval_runtime["protocol"], "ladder": plan.eval_runtime["eval"]["ladder"]},
+                "dataset": plan.dataset_uri,
                 "resources": spec.resources.model_dump()}
     put_bytes(join_uri(artifacts, "resolved_config.yaml"), yaml.safe_dump(resolved, sort_keys=False).encode(), storage)
     return {
@@ -114,11 +116,15 @@ def worker_config(spec: ExperimentSpec, plan: TrialPlan, trial_id: str, trial_cf
         "data": spec.data.model_dump(mode="json"),
         "eval_runtime": plan.eval_runtime,
         "artifacts_uri": artifacts,
+        "checkpoint_info": checkpoint_info(
+            experiment=plan.experiment, trial_id=trial_id, family=spec.family, dataset=plan.dataset_uri,
+            results_root=plan.results_root, storage=storage.model_dump(), eval_runtime=plan.eval_runtime,
+        ),
         "storage": storage.model_dump(),
         "use_gpu": spec.resources.gpus_per_worker > 0,
         "secrets_file": plan.secrets_file,
         "results": {"root": plan.results_root, "experiment": plan.experiment, "trial_id": trial_id,
-                    "columns": config_columns or {}} if plan.results_root else None,
+                    "columns": config_columns or {}},
     }
 
 

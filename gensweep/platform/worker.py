@@ -12,8 +12,6 @@ from __future__ import annotations
 import datetime
 import json
 import logging
-import math
-import numbers
 import os
 import tempfile
 import time
@@ -23,18 +21,19 @@ import torch
 import torch.distributed as dist
 
 from gensweep.platform import images
+from gensweep.platform.artifacts import put_bytes
+from gensweep.platform.checkpoints import (
+    REPORT_FILE, STATE_FILE, load_state_file, read_report, report_record, write_checkpoint_dir,
+)
 from gensweep.platform.data import ShardLoader, StorageOptions
 from gensweep.platform.data.storage import join_uri
 from gensweep.platform.evaluation import WorkerEvaluator
-from gensweep.platform.artifacts import put_bytes
 from gensweep.platform.secrets import apply_secrets_file
 from gensweep.trainables.errors import Diverged
 from gensweep.trainables.families import FAMILIES
 
 logger = logging.getLogger(__name__)
 
-STATE_FILE = "state.pt"
-REPORT_FILE = "report.json"  # the metrics reported with a checkpoint, saved inside it
 DIVERGED_FILE = "diverged.json"  # in the trial's artifacts folder: step and reason of a divergence
 
 
@@ -59,6 +58,7 @@ class PlatformContext:
         )
         self._evaluator = WorkerEvaluator.from_config(cfg["eval_runtime"], device=self.device)
         self._artifacts = cfg["artifacts_uri"]
+        self._checkpoint_info = cfg["checkpoint_info"]
         self._storage = StorageOptions(**(cfg.get("storage") or {}))
         self._resumed_from: Optional[int] = None
         self._resumed_report: Optional[dict[str, Any]] = None  # the report saved with that checkpoint
@@ -105,9 +105,7 @@ class PlatformContext:
             self._report(metrics, None)
             return
         with tempfile.TemporaryDirectory(prefix="gensweep-ckpt-") as d:
-            torch.save(dict(state), os.path.join(d, STATE_FILE))
-            with open(os.path.join(d, REPORT_FILE), "w") as f:
-                json.dump({"reported_at": time.time(), "metrics": _scalars(metrics)}, f)
+            write_checkpoint_dir(d, state, self._checkpoint_info, report=report_record(metrics))
             self._report(metrics, d)
 
     def load_state(self) -> dict[str, Any] | None:
@@ -116,7 +114,7 @@ class PlatformContext:
             return None
         with ckpt.as_directory() as d:
             state = load_state_file(os.path.join(d, STATE_FILE), self.device)
-            report = _read_report(os.path.join(d, REPORT_FILE))
+            report = read_report(os.path.join(d, REPORT_FILE))
         self._resumed_from = int(state["step"])
         self._resumed_report = report
         if report is not None and self.rank == 0:
@@ -231,45 +229,6 @@ class TuneInlineContext(PlatformContext):
         from ray import tune
 
         return tune.get_checkpoint()
-
-
-def _scalars(metrics: Mapping[str, Any]) -> dict[str, Any]:
-    out = {}
-    for k, v in metrics.items():
-        if hasattr(v, "item") and not isinstance(v, (str, bytes)):
-            try:
-                v = v.item()
-            except (ValueError, RuntimeError):
-                continue
-        if isinstance(v, bool) or isinstance(v, str) or (isinstance(v, numbers.Number) and not isinstance(v, complex)):
-            out[str(k)] = v
-    return out
-
-
-def _read_report(path: str) -> Optional[dict[str, Any]]:
-    try:
-        with open(path) as f:
-            report = json.load(f)
-    except (OSError, ValueError):
-        return None  # a checkpoint of an older gensweep, or unreadable: nothing to backfill
-    ok = isinstance(report, dict) and isinstance(report.get("metrics"), dict) and "step" in report["metrics"]
-    return report if ok and isinstance(report.get("reported_at"), (int, float)) and math.isfinite(report["reported_at"]) else None
-
-
-class CheckpointError(RuntimeError):
-    """A checkpoint file that cannot be loaded (truncated, corrupt, or not a gensweep state)."""
-
-
-def load_state_file(path: str, device: torch.device | str = "cpu") -> dict[str, Any]:
-    try:
-        state = torch.load(path, map_location=device, weights_only=True)
-    except FileNotFoundError:
-        raise CheckpointError(f"checkpoint {path} has no {STATE_FILE}") from None
-    except Exception as e:  # torch raises several types for truncated or foreign files
-        raise CheckpointError(f"checkpoint {path} cannot be loaded ({type(e).__name__}: {e})") from None
-    if not isinstance(state, dict) or "step" not in state:
-        raise CheckpointError(f"checkpoint {path} is not a gensweep trial state (no 'step')")
-    return state
 
 
 def run_family(cfg: Mapping[str, Any], ctx: PlatformContext) -> Optional[Diverged]:

@@ -8,6 +8,7 @@
 * :mod:`.distances`  -- ``frechet_distance``, ``kid``, ``precision_recall``, ``inception_score``
 * :mod:`.refstats`   -- ``RefStatsKey``, ``RefStats``, ``RefStatsRegistry``, ``ProtocolMismatch``
 * :mod:`.evaluator`  -- ``EvalProtocol``, ``evaluate``, ``torch_distributed_all_gather`` (no Ray import)
+* :mod:`.ladder`     -- ``SampleLadder`` (fake-sample N per training step)
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ _EXPORTS = {
     "generate_features": "evaluator",
     "compute_metrics": "evaluator",
     "torch_distributed_all_gather": "evaluator",
+    "SampleLadder": "ladder",
 }
 
 
@@ -70,6 +72,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .distances import frechet_distance, frechet_distance_sqrtm, inception_score, kid, precision_recall, trace_sqrt_product
     from .evaluator import METRICS, EvalProtocol, compute_metrics, evaluate, generate_features, torch_distributed_all_gather
     from .features import extract_features, reference_features, to_unit_nchw
+    from .ladder import SampleLadder
     from .inception import INCEPTION_SHA256, InceptionV3TF, InceptionWeightsError
     from .mnist_net import MNIST_WEIGHTS_SHA256, MnistLeNetBackbone, WeightsHashError, mnist_reference, mnist_split
     from .refstats import ProtocolMismatch, RefStats, RefStatsKey, RefStatsRegistry, dataset_fingerprint
@@ -109,4 +112,5 @@ __all__ = [
     "generate_features",
     "compute_metrics",
     "torch_distributed_all_gather",
+    "SampleLadder",
 ]

@@ -16,7 +16,7 @@ precision/recall (Kynkäänniemi et al. 2019), Inception Score (Salimans et al. 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -63,6 +63,14 @@ class EvalProtocol:
             raise ValueError(f"unknown metrics {unknown}; allowed: {', '.join(METRICS)}")
         if self.num_samples < 2 or self.batch_size < 1:
             raise ValueError(f"need num_samples >= 2 and batch_size >= 1; got {self.num_samples}, {self.batch_size}")
+
+    def with_samples(self, n: int) -> "EvalProtocol":
+        """The same protocol for ``n`` fake samples (batches and KID subsets no larger than ``n``).
+
+        For ``n <= num_samples`` this equals the protocol one would build for ``n`` directly."""
+        return replace(
+            self, num_samples=n, batch_size=min(self.batch_size, n), kid_subset_size=min(self.kid_subset_size, n)
+        )
 
     def batches(self) -> list[tuple[int, int]]:
         """(batch index, image count) of every generation batch, in order."""
@@ -165,13 +173,18 @@ def evaluate(
     world_size: int = 1,
     all_gather: AllGather | None = None,
 ) -> dict:
-    """Score a generator: features of ``protocol.num_samples`` samples vs ``ref``; same result on every rank."""
+    """Score a generator: features of ``protocol.num_samples`` samples vs ``ref``; same result on every rank.
+
+    Besides the metrics, the result names how they were made: ``eval_n`` (fake samples),
+    ``backbone``, ``eval_protocol`` (the backbone's protocol string) and ``refstats_key``."""
     if backbone.name != protocol.backbone:
         raise ProtocolMismatch(f"backbone: protocol={protocol.backbone!r} vs given={backbone.name!r}")
     ref.check_compatible(protocol=backbone.protocol)
     fake = generate_features(sample_fn, backbone, protocol, ref=ref, rank=rank, world_size=world_size, all_gather=all_gather)
     result: dict = compute_metrics(fake, ref, protocol)
-    result.update(eval_n=int(len(fake["features"])), backbone=backbone.name, refstats_key=ref.key.slug)
+    result.update(
+        eval_n=int(len(fake["features"])), backbone=backbone.name, eval_protocol=backbone.protocol, refstats_key=ref.key.slug
+    )
     return result
 
 

@@ -9,7 +9,7 @@ from typing import Any, Iterable, Sequence
 import pandas as pd
 
 from .backend import LocalBackend, backend_for_uri
-from .schema import CONFIG_PREFIX, TABLES
+from .schema import CONFIG_PREFIX, REEVAL, TABLES
 from .store import ResultsStore
 
 _INTERNAL = ("row_key", "written_at")
@@ -19,9 +19,21 @@ def _store(uri: str | ResultsStore, storage: dict[str, Any]) -> ResultsStore:
     return uri if isinstance(uri, ResultsStore) else ResultsStore.open(uri, **storage)
 
 
-def load_metrics(uri: str | ResultsStore, experiment: str, **storage: Any) -> pd.DataFrame:
-    """All metrics rows of ``experiment``, ordered by trial and step."""
+def training_rows(metrics: pd.DataFrame) -> pd.DataFrame:
+    """The metrics rows the training loops reported (re-evaluations of checkpoints left out)."""
+    if REEVAL not in metrics.columns:
+        return metrics
+    return metrics[~metrics[REEVAL].eq(True)]
+
+
+def load_metrics(
+    uri: str | ResultsStore, experiment: str, *, reevaluations: bool = False, **storage: Any
+) -> pd.DataFrame:
+    """Metrics rows of ``experiment``, ordered by trial and step; re-evaluation rows
+    (``gensweep eval``) only with ``reevaluations=True``."""
     df = _store(uri, storage).read("metrics", experiment)
+    if not reevaluations:
+        df = training_rows(df)
     if df.empty:
         return df
     return df.sort_values(["trial_id", "step"], kind="stable").reset_index(drop=True)
@@ -57,7 +69,7 @@ def leaderboard(
     if mode not in ("min", "max"):
         raise ValueError(f"mode must be 'min' or 'max', not {mode!r}")
     store = _store(uri, storage)
-    metrics = store.read("metrics", experiment)
+    metrics = training_rows(store.read("metrics", experiment))
     trials = store.read("trials", experiment)
     best_col = f"best_{metric}"
 
@@ -125,7 +137,7 @@ def list_experiments(uri: str | ResultsStore, metric: str = "fid", **storage: An
     experiments = store.read("experiments")
     for name in store.experiments():
         trials = store.read("trials", name)
-        metrics = store.read("metrics", name)
+        metrics = training_rows(store.read("metrics", name))
         ids = set(trials["trial_id"]) if not trials.empty else set()
         if not metrics.empty:
             ids |= set(metrics["trial_id"])

@@ -19,6 +19,9 @@ ROW_KEY = "row_key"
 WRITTEN_AT = "written_at"
 EXPERIMENT = "experiment"
 CONFIG_PREFIX = "config/"
+# True on a metrics row made by re-scoring a stored checkpoint (``gensweep eval``), not by the
+# training loop; such rows may use another backbone or N, so leaderboards leave them out.
+REEVAL = "reeval"
 
 TRIAL_STATUSES = ("running", "completed", "stopped", "diverged", "failed")
 TERMINAL_STATUSES = frozenset(TRIAL_STATUSES) - {"running"}

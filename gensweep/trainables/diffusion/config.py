@@ -3,15 +3,16 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from gensweep.trainables.diffusion.objectives import WEIGHTINGS
 from gensweep.trainables.diffusion.parameterization import NEEDS_POSITIVE_ALPHA, PREDICTIONS
 from gensweep.trainables.diffusion.samplers import SAMPLERS, parse_setting
 from gensweep.trainables.diffusion.schedules import PATHS, get_path
+from gensweep.trainables.efficiency import EfficiencyOptions
 
 
-class DiffusionConfig(BaseModel):
+class DiffusionConfig(EfficiencyOptions):
     model_config = ConfigDict(extra="forbid")
 
     seed: int = 0

@@ -23,7 +23,8 @@ from gensweep.trainables.diffusion.parameterization import PREDICTIONS
 from gensweep.trainables.diffusion.samplers import SAMPLERS
 from gensweep.trainables.diffusion.schedules import get_path
 from gensweep.trainables.diffusion.unet import UNet, UNetSpec
-from gensweep.trainables.errors import Diverged, backward_checked, check_gradients
+from gensweep.trainables.efficiency import Efficiency
+from gensweep.trainables.errors import backward_checked, check_gradients
 from gensweep.trainables.rng import rng_state, seed_everything, set_rng_state
 
 
@@ -36,14 +37,19 @@ def build_net(cfg: DiffusionConfig) -> UNet:
 
 
 class DiffusionState:
-    """Network, EMA copy, optimizer and counters of one trial; what a checkpoint holds."""
+    """Network, EMA copy, optimizer and counters of one trial; what a checkpoint holds.
+
+    ``fast_net`` is the network's training forward under the trial's efficiency settings; the
+    checkpoint holds the plain network, so its keys do not depend on those settings."""
 
     def __init__(self, cfg: DiffusionConfig, device: torch.device):
         self.cfg = cfg
         self.path = get_path(cfg.schedule)
         self.pred = PREDICTIONS.get(cfg.prediction)
         self.weighting = WEIGHTINGS.get(cfg.loss_weight)
-        self.net = build_net(cfg).to(device)
+        self.efficiency = Efficiency(cfg, device)
+        self.net = self.efficiency.prepare(build_net(cfg).to(device))
+        self.fast_net = self.efficiency.fast(self.net)
         self.ema = EMA(self.net, cfg.ema_beta) if cfg.ema_beta > 0 else None
         self.opt = torch.optim.AdamW(
             self.net.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), weight_decay=cfg.weight_decay
@@ -112,6 +118,19 @@ def sampler_fn(net: nn.Module, cfg: DiffusionConfig, device: torch.device, name:
     return sample
 
 
+def tagged_samplers(net: nn.Module, cfg: DiffusionConfig, device: torch.device) -> list[tuple[str, Any]]:
+    """``(tag, sample)`` of every configured ``(sampler, steps)`` setting, in the configured order."""
+    return [(setting_tag(n, k), sampler_fn(net, cfg, device, n, k)) for n, k in cfg.settings()]
+
+
+def checkpoint_samplers(state: dict[str, Any], device: torch.device) -> list[tuple[str, Any]]:
+    """The evaluation samplers of a checkpointed trial (EMA weights when it keeps them)."""
+    cfg = DiffusionConfig.model_validate(state["config"])
+    net = build_net(cfg).to(device)
+    net.load_state_dict(state["ema"] if state.get("ema") is not None else state["net"])
+    return tagged_samplers(net, cfg, device)
+
+
 def train_step(st: DiffusionState, x0: torch.Tensor, labels: Optional[torch.Tensor], ctx: TrialContext) -> float:
     """One optimizer update on a batch; raises :class:`Diverged` (on every rank alike) on a bad loss or gradient."""
     cfg = st.cfg
@@ -119,7 +138,7 @@ def train_step(st: DiffusionState, x0: torch.Tensor, labels: Optional[torch.Tens
         drop = torch.rand(labels.shape[0], device=labels.device) < cfg.cond_drop_prob
         labels = torch.where(drop, torch.full_like(labels, cfg.num_classes), labels)
     st.opt.zero_grad(set_to_none=True)
-    loss = diffusion_loss(st.net, x0, st.path, st.pred, st.weighting, gamma=cfg.min_snr_gamma, labels=labels)
+    loss = diffusion_loss(st.fast_net, x0, st.path, st.pred, st.weighting, gamma=cfg.min_snr_gamma, labels=labels)
     # A non-finite loss poisons the gradients and the check follows the all-reduce, so all ranks stop together.
     bad_loss = backward_checked(loss, st.net.parameters(), "loss")
     ctx.reduce_gradients(st.net)
@@ -145,8 +164,7 @@ def train_diffusion(ctx: TrialContext) -> dict[str, Any]:
     ctx.broadcast_parameters(st.net)
     if st.ema is not None:
         ctx.broadcast_parameters(st.ema.shadow)
-    settings = cfg.settings()
-    samplers = [(setting_tag(n, k), sampler_fn(st.sample_net(), cfg, device, n, k)) for n, k in settings]
+    samplers = tagged_samplers(st.sample_net(), cfg, device)
 
     loss_value = float("nan")
     window_t0, window_images = time.perf_counter(), 0

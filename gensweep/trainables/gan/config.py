@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from typing import Optional
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic import ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
+from gensweep.trainables.efficiency import EfficiencyOptions
 from gensweep.trainables.gan.architectures import ARCHITECTURES
 from gensweep.trainables.gan.augment import AUGMENTATIONS
 from gensweep.trainables.gan.conditioning import CONDITIONINGS
@@ -15,7 +16,7 @@ from gensweep.trainables.gan.losses import LOSSES
 from gensweep.trainables.gan.regularizers import REGULARIZERS, SEPARATOR, reg_names
 
 
-class GanConfig(BaseModel):
+class GanConfig(EfficiencyOptions):
     model_config = ConfigDict(extra="forbid")
 
     seed: int = 0

@@ -5,6 +5,11 @@ returning the loss to minimise, the :class:`StepView` its terms saw, and the val
 Main phases compute the adversarial loss; every phase then adds the :class:`Term` s that the
 ingredients (regularizers, conditioning, the architecture, ...) contributed to it. Which
 components take part was decided when the phases were built; the loop only runs them.
+
+Main phases call the networks through their fast forwards (the trial's precision, memory format
+and compile settings, see :mod:`gensweep.trainables.efficiency`); lazy phases call the plain
+networks in fp32, because their penalties differentiate D's gradient (double backward), which
+compiled graphs cannot do and bf16 would make noisy.
 """
 from __future__ import annotations
 
@@ -48,6 +53,8 @@ def build_phases(
     adv: AdversarialLoss,
     G: nn.Module,
     D: nn.Module,
+    fast_G: Callable[..., Tensor],
+    fast_D: Callable[..., Tensor],
     augment: Callable[[Tensor], Tensor],
     terms: list[Term],
     n_dis: int = 1,
@@ -56,16 +63,19 @@ def build_phases(
     by_phase = {p: [t for t in terms if t.phase == p] for p in PHASES}
 
     def d_aux(x: Tensor, labels: Optional[Tensor]):
-        return D(augment(x), labels, aux=True)
+        return fast_D(augment(x), labels, aux=True)
 
-    def d_logits(x: Tensor, labels: Optional[Tensor]) -> Tensor:
+    def d_fast(x: Tensor, labels: Optional[Tensor]) -> Tensor:
+        return fast_D(augment(x), labels)
+
+    def d_plain(x: Tensor, labels: Optional[Tensor]) -> Tensor:
         return D(augment(x), labels)
 
-    def view(inp: StepInputs, **kw) -> StepView:
-        return StepView(step=inp.step, real=inp.real, labels=inp.labels, G=G, D=D, d_fn=d_logits, **kw)
+    def view(inp: StepInputs, d_fn=d_fast, **kw) -> StepView:
+        return StepView(step=inp.step, real=inp.real, labels=inp.labels, G=G, D=D, d_fn=d_fn, **kw)
 
-    def generate(inp: StepInputs) -> Tensor:
-        return G(inp.z_fn(inp.real.shape[0]), inp.labels)
+    def generate(inp: StepInputs, net: Callable[..., Tensor] = fast_G) -> Tensor:
+        return net(inp.z_fn(inp.real.shape[0]), inp.labels)
 
     def with_terms(phase: str, loss: Tensor, v: StepView, logs: dict[str, float]) -> Tensor:
         scale = reg_interval if phase in LAZY_PHASES else 1
@@ -90,7 +100,7 @@ def build_phases(
         if fake is None:
             with torch.no_grad():
                 fake = generate(inp)
-        v = view(inp, fake=fake)
+        v = view(inp, d_fn=d_plain, fake=fake)
         logs: dict[str, float] = {}
         return with_terms("D_reg", inp.real.new_zeros(()), v, logs), v, logs
 
@@ -100,13 +110,13 @@ def build_phases(
         rl = None
         if adv.g_uses_real:
             with torch.no_grad():
-                rl = d_logits(inp.real, inp.labels)
+                rl = d_fast(inp.real, inp.labels)
         v = view(inp, fake=fake, real_logits=rl, fake_logits=fl, fake_aux=fa)
         logs: dict[str, float] = {}
         return with_terms("G_main", adv.g(rl, fl), v, logs), v, logs
 
     def g_reg(inp: StepInputs):
-        v = view(inp, fake=generate(inp))
+        v = view(inp, d_fn=d_plain, fake=generate(inp, G))
         logs: dict[str, float] = {}
         return with_terms("G_reg", inp.real.new_zeros(()), v, logs), v, logs
 

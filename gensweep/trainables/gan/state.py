@@ -7,6 +7,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from gensweep.trainables.efficiency import Efficiency, FastForward
 from gensweep.trainables.gan.ada import AugmentPipe
 from gensweep.trainables.gan.architectures import ARCHITECTURES, ArchSpec
 from gensweep.trainables.gan.conditioning import CONDITIONINGS
@@ -22,7 +23,8 @@ class GanState:
 
     Checkpoint keys: G, D, G_ema, opt_G, opt_D, reg_state (per regularizer, e.g. LeCam anchors),
     aug_state (augmentation probability / ADA statistics), ingredient_state (other ingredients),
-    step, epoch, batch_in_epoch, rng, config.
+    step, epoch, batch_in_epoch, rng, config. ``fast`` holds the networks' training forwards under
+    the trial's efficiency settings; checkpoints hold the plain networks, so their keys never change.
     """
 
     def __init__(self, cfg: GanConfig, device: torch.device):
@@ -39,7 +41,9 @@ class GanState:
         }
         for ing in self.ingredients():
             ing.build(G, D)
-        self.G, self.D = G.to(device), D.to(device)
+        self.efficiency = Efficiency(cfg, device)
+        self.G, self.D = (self.efficiency.prepare(net.to(device)) for net in (G, D))
+        self.fast: dict[str, FastForward] = {name: self.efficiency.fast(net) for name, net in self.nets().items()}
         self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False) if cfg.ema_beta > 0 else None
         self.opt = {
             "G": torch.optim.Adam(self.G.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2)),

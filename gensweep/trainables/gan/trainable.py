@@ -20,7 +20,7 @@ from gensweep.trainables.gan.phases import Phase, StepInputs, build_phases
 from gensweep.trainables.gan.state import GanState
 from gensweep.trainables.rng import seed_everything
 
-__all__ = ["Diverged", "GanState", "sampler", "train_gan", "untrained_generator"]
+__all__ = ["Diverged", "GanState", "checkpoint_samplers", "sampler", "train_gan", "untrained_generator"]
 
 
 def sampler(net: nn.Module, cfg: GanConfig, device: torch.device):
@@ -71,7 +71,8 @@ def train_gan(ctx: TrialContext) -> dict[str, Any]:
     for net in (st.G, st.D):
         ctx.broadcast_parameters(net)
     phases = build_phases(
-        adv=LOSSES.get(cfg.loss), G=st.G, D=st.D, augment=st.augment, terms=st.terms(),
+        adv=LOSSES.get(cfg.loss), G=st.G, D=st.D, fast_G=st.fast["G"], fast_D=st.fast["D"], augment=st.augment,
+        terms=st.terms(),
         n_dis=cfg.n_dis, reg_interval=cfg.reg_interval,
     )
     sample = sampler(st.sample_net(), cfg, device)
@@ -136,3 +137,14 @@ def untrained_generator(cfg: GanConfig, device: Optional[torch.device] = None) -
     """The generator exactly as a fresh trial would start it (for 'FID of untrained G' baselines)."""
     seed_everything(cfg.seed * 1000)
     return GanState(cfg, device or torch.device("cpu")).sample_net()
+
+
+def checkpoint_samplers(state: dict[str, Any], device: torch.device) -> list[tuple[str, Any]]:
+    """The evaluation sampler of a checkpointed trial (its EMA generator when it has one), as
+    ``[("", sample)]``: one untagged setting, scored exactly as the training loop scores it."""
+    cfg = GanConfig.model_validate(state["config"])
+    st = GanState(cfg, device)
+    st.G.load_state_dict(state["G"])
+    if st.G_ema is not None:
+        st.G_ema.load_state_dict(state["G_ema"])
+    return [("", sampler(st.sample_net(), cfg, device))]
