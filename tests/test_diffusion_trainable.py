@@ -9,7 +9,8 @@ from pydantic import ValidationError
 from gensweep.platform.spec import parse_spec
 from gensweep.trainables.context import LocalContext
 from gensweep.trainables.diffusion.config import DiffusionConfig
-from gensweep.trainables.diffusion.trainable import Diverged, train_diffusion
+from gensweep.trainables.diffusion.trainable import train_diffusion
+from gensweep.trainables.errors import Diverged
 from gensweep.trainables.families import FAMILIES
 
 

@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from gensweep.trainables.context import LocalContext
-from gensweep.trainables.gan.trainable import Diverged, train_gan
+from gensweep.trainables.errors import Diverged
+from gensweep.trainables.gan.trainable import train_gan
 
 N, B = 128, 32  # 4 batches per epoch
 

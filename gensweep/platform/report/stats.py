@@ -21,6 +21,8 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import pandas as pd
 
+from gensweep.platform.results.query import is_missing
+
 MAX_LEVELS = 8  # numeric factors with more distinct values are binned into quantile ranges
 N_BINS = 4
 
@@ -55,15 +57,6 @@ def bootstrap_ci(
 
 
 # ------------------------------------------------------------------- levels
-def _missing(value: Any) -> bool:
-    if value is None:
-        return True
-    try:
-        return bool(pd.isna(value))
-    except (TypeError, ValueError):
-        return False
-
-
 def _sort_key(value: Any) -> tuple:
     if isinstance(value, bool):
         return (0, int(value), "")
@@ -88,7 +81,7 @@ def level_labels(values: Sequence[Any], max_levels: int = MAX_LEVELS, n_bins: in
     with more values (continuous samples of a Bayesian search) are cut into
     ``n_bins`` quantile ranges labelled ``"[lo, hi]"``.
     """
-    values = [None if _missing(v) else v for v in values]
+    values = [None if is_missing(v) else v for v in values]
     present = [v for v in values if v is not None]
     distinct = sorted({v for v in present}, key=_sort_key)
     numeric = bool(present) and all(_is_number(v) for v in present)
@@ -157,7 +150,7 @@ def infer_distribution(values: Sequence[Any]):
     int for ints, float for floats (log scale when positive and spanning > 1 decade)."""
     from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
-    present = [v for v in values if not _missing(v)]
+    present = [v for v in values if not is_missing(v)]
     if not present:
         raise ValueError("no values")
     if all(isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_)) for v in present):
@@ -191,7 +184,7 @@ def build_study(per_trial: pd.DataFrame, factors: Sequence[str], value_col: str,
     df = df[np.isfinite(df[value_col])]
     dists = {}
     for f in factors:
-        present = [v for v in df[f].tolist() if not _missing(v)]
+        present = [v for v in df[f].tolist() if not is_missing(v)]
         if present:
             dists[f] = infer_distribution(present)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -200,7 +193,7 @@ def build_study(per_trial: pd.DataFrame, factors: Sequence[str], value_col: str,
         params, used = {}, {}
         for f, dist in dists.items():
             v = row[f]
-            if _missing(v):
+            if is_missing(v):
                 continue
             params[f] = _param_value(dist, v)
             used[f] = dist

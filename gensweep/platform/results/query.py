@@ -39,7 +39,8 @@ def load_metrics(
     return df.sort_values(["trial_id", "step"], kind="stable").reset_index(drop=True)
 
 
-def _missing(value: Any) -> bool:
+def is_missing(value: Any) -> bool:
+    """None, NaN or NaT (a cell the store left empty)."""
     if value is None:
         return True
     try:
@@ -114,7 +115,7 @@ def leaderboard(
             if wall is not None and not pd.isna(wall):
                 rec["wall_time_s"] = wall
             for col in trial_cfg:
-                if _missing(rec.get(col)):
+                if is_missing(rec.get(col)):
                     rec[col] = row[col]
 
     columns = ["trial_id", "status", best_col, "best_step", "last_step", "n_reports",
@@ -153,7 +154,7 @@ def list_experiments(uri: str | ResultsStore, metric: str = "fid", **storage: An
                 row = match.iloc[-1]
                 started = row.get("started_at") if "started_at" in match.columns else None
                 status = row.get("status") if "status" in match.columns else None
-        if _missing(started):
+        if is_missing(started):
             started = _first_seen(metrics, trials)
         rows.append({"experiment": name, "n_trials": len(ids), f"best_{metric}": best,
                      "started_at": started, "status": status})
@@ -168,7 +169,7 @@ def _first_seen(metrics: pd.DataFrame, trials: pd.DataFrame) -> pd.Timestamp | N
             return pd.Timestamp(first, unit="s", tz="UTC")
     stamps = [df["written_at"].min() for df in (metrics, trials)
               if not df.empty and "written_at" in df.columns]
-    stamps = [s for s in stamps if not _missing(s)]
+    stamps = [s for s in stamps if not is_missing(s)]
     return min(stamps) if stamps else None
 
 
@@ -230,7 +231,7 @@ def _cell(value: Any, float_fmt: str, width: int) -> str:
     elif isinstance(value, pd.Timestamp):
         text = value.strftime("%Y-%m-%d %H:%M:%S")
     else:
-        text = "" if _missing(value) else str(value)
+        text = "" if is_missing(value) else str(value)
     text = text.replace("\n", " ")
     if len(text) > width:
         text = text[: max(1, width - 3)] + "..."

@@ -25,6 +25,7 @@ from gensweep.trainables.diffusion.schedules import get_path
 from gensweep.trainables.diffusion.unet import UNet, UNetSpec
 from gensweep.trainables.efficiency import Efficiency
 from gensweep.trainables.errors import backward_checked, check_gradients
+from gensweep.trainables.loop import evaluation_metrics, training_batches
 from gensweep.trainables.rng import rng_state, seed_everything, set_rng_state
 
 
@@ -169,50 +170,25 @@ def train_diffusion(ctx: TrialContext) -> dict[str, Any]:
     loss_value = float("nan")
     window_t0, window_images = time.perf_counter(), 0
     last: dict[str, Any] = {}
-    while st.step < cfg.steps:
-        seen = 0
-        for i, batch in enumerate(ctx.epoch_batches(st.epoch)):
-            seen += 1
-            if i < st.batch_in_epoch:  # resumed mid-epoch: skip what was already trained on
-                continue
-            st.batch_in_epoch = i + 1
-            x0 = batch["image"].to(device, non_blocking=True)
-            labels = batch["label"].to(device) if cfg.num_classes else None
-            loss_value = train_step(st, x0, labels, ctx)
-            st.step += 1
-            window_images += x0.shape[0] * ctx.world_size
-            if st.step % cfg.eval_every == 0 or st.step >= cfg.steps:
-                elapsed = time.perf_counter() - window_t0
-                metrics: dict[str, Any] = {
-                    "step": st.step,
-                    "epoch": st.epoch,
-                    "loss/diffusion": loss_value,
-                    "images_per_s": window_images / max(elapsed, 1e-9),
-                    "loader_wait_s": ctx.loader_wait_s(),
-                }
-                t_eval = time.perf_counter()
-                for j, (tag, sample) in enumerate(samplers):
-                    t0 = time.perf_counter()
-                    scores = ctx.evaluate(sample, st.step)
-                    metrics.update({f"{k}/{tag}": v for k, v in scores.items()})
-                    metrics[f"eval_time_s/{tag}"] = time.perf_counter() - t0
-                    if j == 0:
-                        metrics.update(scores)
-                grid = samplers[0][1](cfg.grid_size, 0)
-                grid_path = ctx.save_samples(grid, st.step)
-                if grid_path:
-                    metrics["sample_grid"] = grid_path
-                metrics["eval_time_s"] = time.perf_counter() - t_eval
-                ctx.report(metrics, state=st.state_dict())
-                last = metrics
-                window_t0, window_images = time.perf_counter(), 0
-            if st.step >= cfg.steps:
-                break
-        else:
-            if seen == 0:
-                raise RuntimeError(f"epoch {st.epoch} gave no batch: the data shard is empty or smaller than a batch")
-            st.epoch += 1
-            st.batch_in_epoch = 0
+    for batch in training_batches(ctx, st, cfg.steps):
+        x0 = batch["image"].to(device, non_blocking=True)
+        labels = batch["label"].to(device) if cfg.num_classes else None
+        loss_value = train_step(st, x0, labels, ctx)
+        st.step += 1
+        window_images += x0.shape[0] * ctx.world_size
+        if st.step % cfg.eval_every == 0 or st.step >= cfg.steps:
+            elapsed = time.perf_counter() - window_t0
+            metrics: dict[str, Any] = {
+                "step": st.step,
+                "epoch": st.epoch,
+                "loss/diffusion": loss_value,
+                "images_per_s": window_images / max(elapsed, 1e-9),
+                "loader_wait_s": ctx.loader_wait_s(),
+                **evaluation_metrics(ctx, samplers, st.step, cfg.grid_size),
+            }
+            ctx.report(metrics, state=st.state_dict())
+            last = metrics
+            window_t0, window_images = time.perf_counter(), 0
     return last
 
 

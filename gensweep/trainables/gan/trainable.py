@@ -18,6 +18,7 @@ from gensweep.trainables.gan.config import GanConfig
 from gensweep.trainables.gan.losses import LOSSES
 from gensweep.trainables.gan.phases import Phase, StepInputs, build_phases
 from gensweep.trainables.gan.state import GanState
+from gensweep.trainables.loop import evaluation_metrics, training_batches
 from gensweep.trainables.rng import seed_everything
 
 __all__ = ["Diverged", "GanState", "checkpoint_samplers", "sampler", "train_gan", "untrained_generator"]
@@ -82,54 +83,35 @@ def train_gan(ctx: TrialContext) -> dict[str, Any]:
     logs: dict[str, float] = {}
     window_t0, window_images = time.perf_counter(), 0
     last: dict[str, Any] = {}
-    while st.step < cfg.steps:
-        seen = 0
-        for i, batch in enumerate(ctx.epoch_batches(st.epoch)):
-            seen += 1
-            if i < st.batch_in_epoch:  # resumed mid-epoch: skip what was already trained on
-                continue
-            st.batch_in_epoch = i + 1
-            real = batch["image"].to(device, non_blocking=True)
-            labels = batch["label"].to(device) if cfg.num_classes else None
-            for ing in st.ingredients():
-                ing.before_step(st.step)
-            inp = StepInputs(step=st.step, real=real, labels=labels, z_fn=z_fn)
-            for phase in phases:
-                if phase.due(st.step):
-                    losses[phase.name], phase_logs = run_phase(phase, st, inp, ctx)
-                    logs.update(phase_logs)
-                    if phase.name == "G_main":
-                        st.update_ema()
-            st.step += 1
-            window_images += real.shape[0] * ctx.world_size
-            if st.step % cfg.eval_every == 0 or st.step >= cfg.steps:
-                elapsed = time.perf_counter() - window_t0
-                metrics = {
-                    "step": st.step,
-                    "epoch": st.epoch,
-                    **{f"loss/{k}": v for k, v in losses.items()},
-                    **logs,
-                    **st.metrics(),
-                    "images_per_s": window_images / max(elapsed, 1e-9),
-                    "loader_wait_s": ctx.loader_wait_s(),
-                }
-                t_eval = time.perf_counter()
-                metrics.update(ctx.evaluate(sample, st.step))
-                grid = sample(cfg.grid_size, seed=0)
-                path = ctx.save_samples(grid, st.step)
-                if path:
-                    metrics["sample_grid"] = path
-                metrics["eval_time_s"] = time.perf_counter() - t_eval
-                ctx.report(metrics, state=st.state_dict())
-                last = metrics
-                window_t0, window_images = time.perf_counter(), 0
-            if st.step >= cfg.steps:
-                break
-        else:
-            if seen == 0:
-                raise RuntimeError(f"epoch {st.epoch} gave no batch: the data shard is empty or smaller than a batch")
-            st.epoch += 1
-            st.batch_in_epoch = 0
+    for batch in training_batches(ctx, st, cfg.steps):
+        real = batch["image"].to(device, non_blocking=True)
+        labels = batch["label"].to(device) if cfg.num_classes else None
+        for ing in st.ingredients():
+            ing.before_step(st.step)
+        inp = StepInputs(step=st.step, real=real, labels=labels, z_fn=z_fn)
+        for phase in phases:
+            if phase.due(st.step):
+                losses[phase.name], phase_logs = run_phase(phase, st, inp, ctx)
+                logs.update(phase_logs)
+                if phase.name == "G_main":
+                    st.update_ema()
+        st.step += 1
+        window_images += real.shape[0] * ctx.world_size
+        if st.step % cfg.eval_every == 0 or st.step >= cfg.steps:
+            elapsed = time.perf_counter() - window_t0
+            metrics = {
+                "step": st.step,
+                "epoch": st.epoch,
+                **{f"loss/{k}": v for k, v in losses.items()},
+                **logs,
+                **st.metrics(),
+                "images_per_s": window_images / max(elapsed, 1e-9),
+                "loader_wait_s": ctx.loader_wait_s(),
+                **evaluation_metrics(ctx, [("", sample)], st.step, cfg.grid_size),
+            }
+            ctx.report(metrics, state=st.state_dict())
+            last = metrics
+            window_t0, window_images = time.perf_counter(), 0
     return last
 
 
