@@ -172,6 +172,8 @@ def run_sweep(
             storage_path=storage_path,
             storage_filesystem=storage_filesystem,
             callbacks=[results_callback(spec, setup)],
+            # an inline trial's actor is its worker: Tune restarts it from its latest checkpoint
+            failure_config=tune.FailureConfig(max_failures=spec.resources.trial_restarts),
             verbose=verbose,
         ),
     )
