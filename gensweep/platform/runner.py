@@ -166,6 +166,9 @@ def run_sweep(
             max_concurrent_trials=spec.search.max_concurrent,
             metric=spec.search.metric,
             mode=spec.search.mode,
+            # a finished trial's actor (its process, with torch and the platform imported) runs the
+            # next trial: every trial asks for the same resources (see README, "Per-trial cost")
+            reuse_actors=True,
         ),
         run_config=tune.RunConfig(
             name=exp,
