@@ -34,6 +34,7 @@ def ablation_spec(root: str, args: argparse.Namespace):
         "space": {"loss": args.losses.split(","), "reg": args.regs.split(",")},
         "search": {"algorithm": "grid", "seeds": [args.seed], "max_concurrent": args.concurrent},
         "scheduler": {"kind": "none"},
+        "resources": {"launcher": args.launcher},
         "eval": {"num_samples": args.eval_n, "metrics": ["fid"]},
         "results": {"root": root},
     })
@@ -71,6 +72,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--eval-n", type=int, default=1000, help="generated images per FID")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--concurrent", type=int, default=2)
+    ap.add_argument("--launcher", default="train", choices=["auto", "train", "inline"],
+                    help="resources.launcher (default train: how the recorded rows were made)")
     ap.add_argument("--cpus", type=int, default=2)
     ap.add_argument("--root", default=None, help="results root (default: a temporary folder)")
     args = ap.parse_args(argv)

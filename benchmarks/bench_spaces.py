@@ -84,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--concurrent", type=int, default=2)
     ap.add_argument("--algorithm", default="optuna-tpe", choices=["optuna-tpe", "random"])
     ap.add_argument("--scheduler", default="asha", choices=["asha", "none"])
-    ap.add_argument("--launcher", default="train", choices=["train", "inline"])
+    ap.add_argument("--launcher", default="train", choices=["auto", "train", "inline"])
     ap.add_argument("--eval-n", type=int, default=None, help="generated images per FID (default: the family's)")
     ap.add_argument("--ref-n", type=int, default=1000, help="real images for the reference statistics")
     ap.add_argument("--seed", type=int, default=0)

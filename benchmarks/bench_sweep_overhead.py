@@ -1,21 +1,30 @@
-"""P2 fixed cost per trial and P3 sweep utilisation, both trial launchers side by side.
+"""P2 fixed cost per trial and P3 sweep utilisation, per trial launcher side by side.
 
-Runs the same tiny GAN sweep twice on one local Ray instance: once with every trial a Ray
-Train TorchTrainer (`resources.launcher: train`, the default) and once inline in the Tune
-trial actor (`launcher: inline`). For each trial:
+Runs the same tiny GAN sweep once per launcher on one local Ray instance (started before the
+timed sweeps, so no launcher pays for it): `resources.launcher: train` (every trial a Ray Train
+TorchTrainer), `inline` (the loop in the Tune trial actor) and `auto` (the default: inline for
+these single-worker trials). For each trial:
   fixed cost = trial wall time (results store, trials.wall_time_s)
              - time inside the training loop (last report's loop_time_s)
 and for the sweep: utilisation = sum(loop time) / (sweep wall time x concurrent slots).
+
+Where the rest of the sweep's slot-time goes (they add up to sweep wall x slots - sum(loop)):
+  setup   - from `run_sweep` to the first trial start (preflight, shared dataset, Tuner start), x slots
+  fixed   - inside trials, outside their loops (sum of the fixed costs)
+  between - slots idle between a trial's end and the next start (trial actor start, imports)
+  tail    - from the last trial end to `run_sweep`'s return (final flush, leaderboard), x slots
+Also shown: the mean time a trial's loop waited for its data (`loader_wait_s`, inside the loop:
+its first pass over the shared dataset).
 
     python benchmarks/bench_sweep_overhead.py --trials 12 --concurrent 2 --steps 150
 """
 from __future__ import annotations
 
 import argparse
-import os
 import tempfile
 import time
 
+from benchmarks.sweep_support import local_ray, machine
 from gensweep.platform.results import ResultsStore
 from gensweep.platform.runner import run_sweep
 from gensweep.platform.spec import parse_spec
@@ -36,26 +45,34 @@ def sweep_spec(root: str, launcher: str, trials: int, concurrent: int, steps: in
 
 def measure(root: str, launcher: str, trials: int, concurrent: int, steps: int) -> dict:
     spec = sweep_spec(root, launcher, trials, concurrent, steps)
-    t0 = time.perf_counter()
+    start = time.time()
     outcome = run_sweep(spec, experiment=f"bench-{launcher}", verbose=0)
-    sweep_wall = time.perf_counter() - t0
+    end = time.time()
+    sweep_wall = end - start
     store = ResultsStore.open(root)
     trial_rows = store.read("trials", outcome.experiment).set_index("trial_id")
     metrics = store.read("metrics", outcome.experiment)
     loop = metrics.groupby("trial_id")["loop_time_s"].max()
-    fixed = (trial_rows["wall_time_s"] - loop).dropna()
-    # the Tuner's own wall: from the first trial start to the last trial end
-    starts = metrics.groupby("trial_id")["time_total_s"].max()
+    wall = trial_rows["wall_time_s"]
+    fixed = (wall - loop).dropna()
+    first_start = trial_rows["started_at"].min().timestamp()
+    last_end = trial_rows["ended_at"].max().timestamp()
+    slots = concurrent
     return {
         "launcher": launcher,
+        "resolves_to": spec.resources.trial_launcher,
         "trials": len(loop),
         "fixed_cost_mean_s": fixed.mean(),
         "fixed_cost_max_s": fixed.max(),
         "loop_time_mean_s": loop.mean(),
+        "loader_wait_mean_s": metrics.groupby("trial_id")["loader_wait_s"].max().mean(),
         "sweep_wall_s": sweep_wall,
-        "utilisation": loop.sum() / (sweep_wall * concurrent),
+        "utilisation": loop.sum() / (sweep_wall * slots),
+        "setup_slot_s": (first_start - start) * slots,
+        "fixed_slot_s": fixed.sum(),
+        "between_slot_s": (last_end - first_start) * slots - wall.sum(),
+        "tail_slot_s": (end - last_end) * slots,
         "errors": outcome.num_errors,
-        "mean_tune_time_total_s": starts.mean(),
     }
 
 
@@ -64,11 +81,11 @@ def main() -> None:
     ap.add_argument("--trials", type=int, default=12)
     ap.add_argument("--concurrent", type=int, default=2)
     ap.add_argument("--steps", type=int, default=150)
-    ap.add_argument("--launchers", default="train,inline")
+    ap.add_argument("--launchers", default="train,inline,auto")
+    ap.add_argument("--cpus", type=int, default=2)
     args = ap.parse_args()
-    os.environ.setdefault("RAY_DEDUP_LOGS", "1")
     rows = []
-    with tempfile.TemporaryDirectory() as root:
+    with tempfile.TemporaryDirectory() as root, local_ray(args.cpus):
         # prepare data and reference statistics once, outside the timed sweeps
         from gensweep.platform.datasets import ensure_dataset
         from gensweep.platform.evaluation import prepare_reference
@@ -77,10 +94,17 @@ def main() -> None:
         prepare_reference(warm, ensure_dataset(warm.data, root), root)
         for launcher in args.launchers.split(","):
             rows.append(measure(root, launcher, args.trials, args.concurrent, args.steps))
-    print("\nlauncher  trials  fixed cost mean/max (s)  loop mean (s)  sweep wall (s)  utilisation  errors")
+    print(f"\n{machine()}")
+    print("launcher (runs as)  trials  fixed cost mean/max (s)  loop mean (s)  sweep wall (s)  utilisation  errors")
     for r in rows:
-        print(f"{r['launcher']:<8}  {r['trials']:>6}  {r['fixed_cost_mean_s']:>10.1f} / {r['fixed_cost_max_s']:<10.1f}"
+        print(f"{r['launcher'] + ' (' + r['resolves_to'] + ')':<18}  {r['trials']:>6}"
+              f"  {r['fixed_cost_mean_s']:>10.1f} / {r['fixed_cost_max_s']:<10.1f}"
               f"  {r['loop_time_mean_s']:>13.1f}  {r['sweep_wall_s']:>14.1f}  {r['utilisation']:>11.2f}  {r['errors']:>6}")
+    print("\nslot-seconds lost (sweep wall x slots - sum of loop time):")
+    print("launcher  setup  fixed  between  tail  | loader wait in loop, mean per trial (s)")
+    for r in rows:
+        print(f"{r['launcher']:<8}  {r['setup_slot_s']:>5.1f}  {r['fixed_slot_s']:>5.1f}  {r['between_slot_s']:>7.1f}"
+              f"  {r['tail_slot_s']:>4.1f}  | {r['loader_wait_mean_s']:.1f}")
 
 
 if __name__ == "__main__":

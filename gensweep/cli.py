@@ -21,7 +21,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         _print_err(str(e))
         return 2
     if args.dry_run:
+        res = spec.resources
         print(spec.to_yaml(), end="")
+        print(f"# each trial runs with launcher {res.trial_launcher} (resources.launcher: {res.launcher},"
+              f" workers: {res.workers})")
         return 0
     from gensweep.platform.report_text import print_outcome
     from gensweep.platform.runner import run_sweep
@@ -61,7 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="run a sweep (no SPEC: the embedded default MNIST GAN sweep)")
     run.add_argument("spec", nargs="?", help="experiment spec YAML")
-    run.add_argument("--dry-run", action="store_true", help="print the resolved spec and exit")
+    run.add_argument("--dry-run", action="store_true", help="print the resolved spec (and the launcher each trial resolves to) and exit")
     run.add_argument("--address", help="Ray cluster address (default: start a local instance)")
     run.add_argument("--experiment", help="experiment id (default: <spec name>-<UTC time>)")
     run.add_argument("--results-root", help="override results.root")

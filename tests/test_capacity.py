@@ -30,6 +30,17 @@ def test_the_inline_trial_actor_holds_its_worker():
     assert max_concurrent_trials(spec(launcher="inline", cpus=2), [node(5)]) == 2
 
 
+def test_auto_is_inline_for_one_worker_and_train_for_more():
+    one, two = spec(launcher="auto", cpus=2), spec(launcher="auto", workers=2, cpus=2)
+    assert driver_resources(one) == {"CPU": 2} and max_concurrent_trials(one, [node(5)]) == 2
+    assert driver_resources(two) == {"CPU": 0, "memory": DRIVER_MEMORY}
+    assert max_concurrent_trials(two, [node(8)]) == 2
+    # only inline trials are restarted by Tune; a train trial's restarts are Train's
+    assert parse_spec({"name": "r", "resources": {"max_failures": 3}}).resources.trial_restarts == 3
+    assert parse_spec({"name": "r", "resources": {"max_failures": 3, "workers": 2}}).resources.trial_restarts == 0
+    assert parse_spec({"name": "r", "resources": {"max_failures": 3, "launcher": "train"}}).resources.trial_restarts == 0
+
+
 def test_concurrency_is_what_fits_unless_the_spec_asks_for_fewer():
     assert concurrency(spec(), [node(4)])[0] == 4
     assert concurrency(spec(max_concurrent=3), [node(4)])[0] == 3

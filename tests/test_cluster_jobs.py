@@ -3,7 +3,8 @@
 The cluster is two `ray start` nodes (head: 2 CPUs + {"gs_head": 1}; worker: 2 CPUs +
 {"gs_worker": 1}) with token auth, its own temp dirs and free ports, the dashboard on
 127.0.0.1; it is stopped by PID at the end (see gensweep.cluster.localcluster). Trials use
-1.5 CPUs per Train worker, so two concurrent trials cannot share a node.
+1.5 CPUs per Train worker (``launcher: train``: the multi-node test checks where Ray Train placed
+each trial's worker), so two concurrent trials cannot share a node.
 
 Both nodes see this machine's disk: the results root (and the prepared dataset under it)
 stand in for the shared storage (S3, NFS) a real multi-node cluster needs.
@@ -32,7 +33,7 @@ TINY = {
     "space": {"loss": ["ns", "hinge"], "lr": {"type": "loguniform", "low": 1e-4, "high": 1e-3}},
     "search": {"algorithm": "optuna-tpe", "num_trials": 2, "max_concurrent": 2},
     "scheduler": {"kind": "asha", "grace_period": 2},
-    "resources": {"workers": 1, "cpus_per_worker": 1.5},
+    "resources": {"workers": 1, "cpus_per_worker": 1.5, "launcher": "train"},
     "eval": {"num_samples": 200, "ref_samples": 1000, "metrics": ["fid"]},
 }
 JOB_TIMEOUT_S = 420

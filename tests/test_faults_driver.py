@@ -2,7 +2,9 @@
 
 ``gensweep run`` runs in a subprocess (its own local Ray instance, in its own process group
 and Ray temp dir) with planted fake credentials in its environment and in a secrets file the
-spec references. As soon as a trial has its first Train checkpoint, the whole process group is
+spec references. Trials run under ``launcher: train``: each one's Train run keeps its own
+checkpoint record, which a resumed trial continues from. As soon as a trial has its first Train
+checkpoint, the whole process group is
 SIGKILLed (the results callback has flushed nothing yet: its rows are only in its journal). ``gensweep resume`` (another subprocess) restores the Tune experiment and finishes
 it. Then: every trial appears once in ``trials`` with a final status, each trial's metric steps
 are complete and unique (re-sent rows are identical, never re-computed), trials continued from
@@ -43,7 +45,7 @@ def _spec(root: Path, secrets_file: Path) -> dict:
         "space": {"loss": ["ns", "hinge"], "lr": {"type": "loguniform", "low": 1e-4, "high": 1e-3}},
         "search": {"algorithm": "optuna-tpe", "num_trials": 2, "max_concurrent": 2},
         "scheduler": {"kind": "none"},
-        "resources": {"workers": 1, "cpus_per_worker": 0.9},
+        "resources": {"workers": 1, "cpus_per_worker": 0.9, "launcher": "train"},
         "data": {"storage": {"secrets_file": str(secrets_file)}},
         "eval": {"num_samples": 200, "ref_samples": 1000, "metrics": ["fid"]},
         "results": {"root": str(root)},

@@ -254,7 +254,8 @@ def test_results_survive_an_object_storage_outage(s3_world, caplog, capfd):
     def cause_outage():  # as soon as a trial has its first checkpoint: two thirds of it still to run
         deadline = time.monotonic() + 400
         while time.monotonic() < deadline:
-            if any("/checkpoint_" in k for k in _keys(s3_world["s3"], f"sweeps/ray/{EXP}-")):
+            # Tune's trial folders (inline trials) or each trial's Train run (train trials)
+            if any("/checkpoint_" in k for k in _keys(s3_world["s3"], f"sweeps/ray/{EXP}")):
                 proxy.outage(OUTAGE_S)
                 return
             time.sleep(0.3)

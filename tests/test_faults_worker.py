@@ -1,14 +1,19 @@
 """Faults inside a trial, on real Ray: a worker killed mid-trial, and a trial that diverges.
 
-One tiny sweep (two Optuna trials: lr 2e-4 and lr 1.0) serves both scenarios:
+One tiny sweep (two Optuna trials: lr 2e-4 and lr 1.0) serves both scenarios, and runs once per
+launcher:
 
-* the healthy trial's Ray Train worker is SIGKILLed (by the PID it reports, as soon as Tune has
-  its first result, i.e. with two of its three segments still to run); with
-  ``resources.max_failures: 1`` Train restarts the worker group from the latest checkpoint, the
-  trial finishes, and its metrics series has every step exactly once;
+* the process running the healthy trial's loop is SIGKILLed (by the PID it reports, as soon as
+  its second checkpoint exists, i.e. with most of its six segments still to run): under
+  ``launcher: train`` its Ray Train worker, and ``resources.max_failures: 1`` makes Train restart
+  the worker group; under ``launcher: inline`` the Tune trial actor itself, and the same setting
+  makes Tune restart the trial. Either way the trial resumes from its latest checkpoint, finishes,
+  and its metrics series has every step exactly once;
 * the lr 1.0 trial diverges (exploding gradient at its first step): status ``diverged`` with
   step and reason in the store, the Optuna trial FAIL (no score), and the sweep goes on (the
-  healthy trial completes; the divergence is not counted as an error).
+  healthy trial completes; the divergence is not counted as an error). Under ``inline`` Tune
+  restarts the diverged trial too (``max_failures`` does not tell errors apart); the restarted
+  trial finds its divergence record and raises it again without training.
 
 A second test checks, without Ray, that a NaN on one rank of a two-rank gloo group makes
 every rank stop at the same step (no rank left in an all-reduce).
@@ -29,13 +34,23 @@ import pytest
 from gensweep.platform.results import ResultsStore
 from gensweep.platform.runner import run_sweep
 from gensweep.platform.spec import parse_spec
-from gensweep.platform.checkpoints import REPORT_FILE
+from gensweep.platform.checkpoints import INFO_FILE, REPORT_FILE
 from tests.ray_support import ray_local  # noqa: F401 - fixture
 
 pytestmark = pytest.mark.slow
 
 EXP = "faults-run"
 GOOD_LR, BAD_LR = 2e-4, 1.0
+STEPS = [15, 30, 45, 60, 75, 90]  # an inline segment takes well under a second: enough of them to kill in
+# launcher -> (its checkpoint folders under <root>/ray, the title of the process that runs the loop,
+# how many evaluations a restart may compute again). Train registers a checkpoint before Tune
+# sees its report, so none is. Tune registers an inline trial's checkpoint with a `save` task of
+# its own after taking in the result: a kill in between resumes from the checkpoint before, and
+# the one evaluation after it is trained again (to the same values: the resume is exact).
+LAUNCHERS = {
+    "train": (f"{EXP}-*/checkpoint_*", b"RayTrainWorker", 0),  # each trial's own Train run
+    "inline": (f"{EXP}/*/checkpoint_*", b"ImplicitFunc", 1),  # Tune's trial folders; the trial actor
+}
 
 
 def _results(tune_dir: Path) -> list[dict]:
@@ -52,12 +67,14 @@ def _results(tune_dir: Path) -> list[dict]:
 
 
 class WorkerKiller(threading.Thread):
-    """Waits (bounded) for the healthy trial's first Train checkpoint, then SIGKILLs the worker
-    that wrote it (by the PID in the report saved with it; only the healthy trial checkpoints)."""
+    """Waits (bounded) for the healthy trial's second checkpoint, then SIGKILLs the process that
+    wrote it (by the PID in the report saved with it; only the healthy trial checkpoints). A
+    second checkpoint means the first one is registered: a reporting trial waits for its previous
+    report to be taken in before it trains on."""
 
-    def __init__(self, train_runs: str, timeout_s: float = 420.0):
+    def __init__(self, checkpoints: str, title: bytes, timeout_s: float = 420.0):
         super().__init__(daemon=True)
-        self.train_runs, self.timeout_s = train_runs, timeout_s
+        self.checkpoints, self.title, self.timeout_s = checkpoints, title, timeout_s
         self.killed_pid = None
         self.trial_id = None
         self.last_step_before_kill = None
@@ -67,42 +84,48 @@ class WorkerKiller(threading.Thread):
     def run(self):
         deadline = time.monotonic() + self.timeout_s
         while time.monotonic() < deadline and not self.stop.is_set():
-            for path in glob.glob(os.path.join(self.train_runs, "checkpoint_*", REPORT_FILE)):
+            reports = []
+            for path in glob.glob(os.path.join(self.checkpoints, REPORT_FILE)):
                 try:
                     metrics = json.loads(Path(path).read_text())["metrics"]
-                    pid = int(metrics["worker_pid"])
-                    cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+                    trial_id = json.loads((Path(path).parent / INFO_FILE).read_text())["trial_id"]
+                    reports.append((int(metrics["step"]), int(metrics["worker_pid"]), trial_id))
                 except (OSError, ValueError, KeyError):
-                    continue  # being written, or the process is gone
-                if b"RayTrainWorker" not in cmdline:
-                    self.error = f"pid {pid} is not a Ray Train worker: {cmdline[:80]!r}"
+                    continue  # being written
+            if len(reports) >= 2:
+                (first, _, trial_id), (_, pid, _) = sorted(reports)[:2]
+                try:
+                    cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+                except OSError:
+                    cmdline = b""
+                if self.title not in cmdline:
+                    self.error = f"pid {pid} is not a running {self.title.decode()} process: {cmdline[:80]!r}"
                     return
-                self.trial_id = Path(path).parent.parent.name[len(EXP) + 1:]
-                self.last_step_before_kill = int(metrics["step"])
-                time.sleep(1.0)  # let Train finish registering the checkpoint (a segment takes several seconds)
-                os.kill(pid, signal.SIGKILL)  # the worker process only, found by its own report
-                self.killed_pid = pid
+                os.kill(pid, signal.SIGKILL)  # the process running the loop only, found by its own report
+                self.trial_id, self.last_step_before_kill, self.killed_pid = trial_id, first, pid
                 return
             time.sleep(0.05)
-        self.error = "no checkpoint of the healthy trial within the time limit"
+        self.error = "no two checkpoints of the healthy trial within the time limit"
 
 
-@pytest.fixture(scope="module")
-def faulty_sweep(tmp_path_factory, ray_local):
-    root = tmp_path_factory.mktemp("faults")
+@pytest.fixture(scope="module", params=sorted(LAUNCHERS))
+def faulty_sweep(request, tmp_path_factory, ray_local):
+    launcher = request.param
+    root = tmp_path_factory.mktemp(f"faults-{launcher}")
     spec = parse_spec({
         "name": "faults",
         "seed": 0,  # Optuna (seeded TPE start-up) then suggests lr 1.0 and lr 2e-4
-        "trainable": {"steps": 45, "eval_every": 15, "width": 8, "z_dim": 16, "batch_size": 32, "num_classes": 0,
-                      "grid_size": 16},
+        "trainable": {"steps": STEPS[-1], "eval_every": STEPS[0], "width": 8, "z_dim": 16, "batch_size": 32,
+                      "num_classes": 0, "grid_size": 16},
         "space": {"lr": [GOOD_LR, BAD_LR]},
         "search": {"algorithm": "optuna-tpe", "num_trials": 2, "max_concurrent": 2},
         "scheduler": {"kind": "none"},
-        "resources": {"workers": 1, "cpus_per_worker": 0.9, "max_failures": 1},
+        "resources": {"workers": 1, "cpus_per_worker": 0.9, "max_failures": 1, "launcher": launcher},
         "eval": {"num_samples": 200, "ref_samples": 1000, "metrics": ["fid"]},
         "results": {"root": str(root)},
     })
-    killer = WorkerKiller(str(root / "ray" / f"{EXP}-*"))
+    checkpoints, title, _ = LAUNCHERS[launcher]
+    killer = WorkerKiller(str(root / "ray" / checkpoints), title)
     killer.start()
     try:
         outcome = run_sweep(spec, experiment=EXP, verbose=0)
@@ -110,7 +133,7 @@ def faulty_sweep(tmp_path_factory, ray_local):
         killer.stop.set()
         killer.join(timeout=10)
     store = ResultsStore.open(str(root))
-    return {"root": root, "outcome": outcome, "killer": killer, "store": store,
+    return {"launcher": launcher, "root": root, "outcome": outcome, "killer": killer, "store": store,
             "trials": store.read("trials", EXP), "metrics": store.read("metrics", EXP),
             "raw_metrics": store.read("metrics", EXP, dedupe_rows=False)}
 
@@ -133,25 +156,30 @@ def test_killed_worker_restarts_from_checkpoint_without_gaps(faulty_sweep):
     assert row["status"] == "completed", row.to_dict()
 
     rows = metrics[metrics["trial_id"] == tid].sort_values("step")
-    assert list(rows["step"]) == [15, 30, 45]  # no gap, no duplicate
+    assert list(rows["step"]) == STEPS  # no gap, no duplicate
     assert all(math.isfinite(v) for v in rows["fid"])
-    raw_rows = raw[raw["trial_id"] == tid]
-    # no step computed twice: Tune got one result per step; the only extra row is the restarted
-    # worker's backfill of the checkpoint it resumed from, an identical copy
-    assert sorted(raw_rows.loc[raw_rows["backfilled"] != True, "step"]) == [15, 30, 45]  # noqa: E712
-    for step, same in raw_rows.groupby("step"):
-        assert same["fid"].nunique() == 1 and same["worker_pid"].nunique() == 1, (step, same)
-
-    # the restarted group resumed from the latest checkpoint the killed worker had made
+    # the restarted worker group (train) or trial actor (inline) resumed from the latest
+    # checkpoint the killed process had made (and had registered)
     resumed = rows["resumed_from_step"].dropna().unique()
     assert len(resumed) == 1 and resumed[0] >= killer.last_step_before_kill, rows[["step", "resumed_from_step"]]
     before, after = rows[rows["step"] <= resumed[0]], rows[rows["step"] > resumed[0]]
     assert len(after) >= 1 and (after["resumed_from_step"] == resumed[0]).all()
     assert (before["worker_pid"] == killer.killed_pid).all()
     assert (after["worker_pid"] != killer.killed_pid).all()  # a new worker process did the rest
-    # and Tune saw exactly one result per evaluation (the restart is inside the trial)
+
+    # every row of a step holds the same values, however often it was computed or sent; the
+    # extra rows are the restarted process's backfill of the checkpoint it resumed from (a copy)
+    # and, at most, the evaluations the launcher may compute again, right after that checkpoint
+    raw_rows = raw[raw["trial_id"] == tid]
+    for step, same in raw_rows.groupby("step"):
+        assert same["fid"].nunique() == 1, (step, same)
+    computed = raw_rows.loc[raw_rows["backfilled"] != True, "step"]  # noqa: E712
+    again = sorted(computed[computed.duplicated()])
+    allowed = [s for s in STEPS if s > resumed[0]][:LAUNCHERS[faulty_sweep["launcher"]][2]]
+    assert sorted(set(computed)) == STEPS and set(again) <= set(allowed), (again, allowed)
+    # and Tune saw a result per evaluation: once each, but for those computed again
     results = [r for r in _results(faulty_sweep["root"] / "ray" / EXP) if r.get("trial_id") == tid]
-    assert sorted(r["step"] for r in results) == [15, 30, 45]
+    assert sorted(r["step"] for r in results) == sorted(STEPS + again)
 
 
 def test_divergence_is_recorded_and_the_sweep_goes_on(faulty_sweep):

@@ -82,6 +82,28 @@ def test_default_spec_resolves_and_roundtrips(tmp_path):
     assert load_spec(path) == spec
 
 
+@pytest.mark.parametrize("resources, launcher", [
+    ({}, "inline"),  # the default is auto, and one worker
+    ({"workers": 2}, "train"),
+    ({"launcher": "train"}, "train"),
+    ({"launcher": "inline"}, "inline"),
+    ({"launcher": "train", "workers": 3}, "train"),
+])
+def test_launcher_auto_resolves_by_worker_count(resources, launcher, tmp_path, capsys):
+    from gensweep.cli import main as cli_main
+
+    spec = parse_spec({**BASE, "resources": resources})
+    assert spec.resources.trial_launcher == launcher
+    assert spec.resources.inline == (launcher == "inline")
+    path = tmp_path / "s.yaml"
+    path.write_text(spec.to_yaml())
+    assert load_spec(path).resources.launcher == resources.get("launcher", "auto")  # saved as given, not resolved
+    assert cli_main(["run", str(path), "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert f"# each trial runs with launcher {launcher} (resources.launcher: {resources.get('launcher', 'auto')}," in out
+    assert yaml.safe_load(out) == yaml.safe_load(spec.to_yaml())  # still one YAML document
+
+
 def test_resolve_trial_merges_fixed_implied_and_sampled():
     spec = parse_spec({"name": "t", "seed": 7, "data": {"resolution": 28}, "trainable": {"width": 16},
                        "space": {"loss": ["hinge"]}})

@@ -1,4 +1,4 @@
-"""The spine end to end on real Ray: Tune + OptunaSearch -> TorchTrainer -> Ray Data -> FID -> store."""
+"""The spine end to end on real Ray: Tune + OptunaSearch -> trial (inline, or a TorchTrainer) -> Ray Data -> FID -> store."""
 from __future__ import annotations
 
 import math
@@ -56,6 +56,10 @@ def test_two_trial_sweep_writes_the_store(tmp_path, ray_local, capsys):
         saved = yaml.safe_load((tmp_path / "artifacts" / "e2e-run" / trial_id / "resolved_config.yaml").read_text())
         assert saved["config"]["steps"] == 30 and saved["eval"]["backbone"] == "mnist-lenet"
         assert saved["eval"]["ladder"] == [{"until_step": 15, "num_samples": 100}]
+        # launcher auto, one worker: the loop ran in the Tune trial actor, its checkpoints are Tune's
+        assert saved["resources"]["launcher"] == "auto" and saved["resources"]["trial_launcher"] == "inline"
+        assert not (tmp_path / "ray" / f"e2e-run-{trial_id}").exists()
+    assert list((tmp_path / "ray" / "e2e-run").glob("*/checkpoint_*/state.pt"))
 
     # the leaderboard again, from the store alone
     capsys.readouterr()
@@ -73,15 +77,19 @@ def test_two_trial_sweep_writes_the_store(tmp_path, ray_local, capsys):
     assert setup.plan.eval_runtime["computed"] is False
 
 
-def test_inline_launcher_runs_the_same_loop_in_the_trial_actor(tmp_path, ray_local):
-    spec = tiny_spec(tmp_path, "inline", resources={"launcher": "inline"}, scheduler={"kind": "none"})
-    outcome = run_sweep(spec, experiment="inline-run")
+def test_train_launcher_runs_the_same_loop_in_a_torch_trainer(tmp_path, ray_local):
+    spec = tiny_spec(tmp_path, "train", resources={"launcher": "train"}, scheduler={"kind": "none"})
+    outcome = run_sweep(spec, experiment="train-run")
     assert outcome.num_errors == 0
-    metrics = ResultsStore.open(str(tmp_path)).read("metrics", "inline-run")
+    metrics = ResultsStore.open(str(tmp_path)).read("metrics", "train-run")
     assert metrics["trial_id"].nunique() == 2
-    for _, rows in metrics.groupby("trial_id"):
+    for trial_id, rows in metrics.groupby("trial_id"):
         assert sorted(rows["step"]) == [15, 30] and all(math.isfinite(v) for v in rows["fid"])
         assert (rows["loop_time_s"] > 0).all()
+        saved = yaml.safe_load((tmp_path / "artifacts" / "train-run" / trial_id / "resolved_config.yaml").read_text())
+        assert saved["resources"]["trial_launcher"] == "train"
+        # the trial's own Train run (named after it) holds its checkpoints
+        assert list((tmp_path / "ray" / f"train-run-{trial_id}").glob("checkpoint_*/state.pt"))
 
 
 def test_diffusion_sweep_end_to_end(tmp_path, ray_local):

@@ -5,7 +5,8 @@ trial's ``TorchTrainer`` and waits) plus ``resources.workers`` Ray Train workers
 ``cpus_per_worker`` CPUs and ``gpus_per_worker`` GPUs each. The driver reserves no CPU, only
 a small share of the ``memory`` resource every Ray node has: a CPU fraction would make N
 one-CPU trials need N + 0.01 CPUs, so the last admitted trial's workers could never start.
-With the ``inline`` launcher the trial actor is the one worker and holds its resources.
+With the ``inline`` launcher the trial actor is the one worker and holds its resources. Which
+launcher a trial uses (``auto`` resolved) is ``spec.resources.inline``.
 
 A worker lives on one node, so the count is made by packing whole workers onto nodes, not by
 dividing cluster totals. Fractional GPUs are allowed: four trials of ``gpus_per_worker: 0.25``
@@ -33,7 +34,7 @@ def worker_resources(spec: Any) -> dict[str, float]:
 
 def driver_resources(spec: Any) -> dict[str, float]:
     """What Tune reserves for the trial actor (``tune.with_resources``)."""
-    if spec.resources.launcher == "inline":
+    if spec.resources.inline:
         return worker_resources(spec)
     return {"CPU": 0, "memory": DRIVER_MEMORY}
 
@@ -78,8 +79,7 @@ def trial_fits(spec: Any, cluster_resources: ClusterResources) -> bool:
 
 def _packed_trials(spec: Any, cluster_resources: ClusterResources, limit: int) -> int:
     worker = worker_resources(spec)
-    inline = spec.resources.launcher == "inline"
-    driver = {k: v for k, v in driver_resources(spec).items() if v} if not inline else {}
+    driver = {} if spec.resources.inline else {k: v for k, v in driver_resources(spec).items() if v}
     free = _nodes(cluster_resources)
     # Fill GPU nodes with GPU workers first and keep CPU-only nodes for CPU trials; big nodes first.
     free.sort(key=lambda n: (-n["GPU"], -n["CPU"]) if "GPU" in worker else (n["GPU"], -n["CPU"]))

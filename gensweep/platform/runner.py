@@ -166,12 +166,17 @@ def run_sweep(
             max_concurrent_trials=spec.search.max_concurrent,
             metric=spec.search.metric,
             mode=spec.search.mode,
+            # a finished trial's actor (its process, with torch and the platform imported) runs the
+            # next trial: every trial asks for the same resources (see README, "Per-trial cost")
+            reuse_actors=True,
         ),
         run_config=tune.RunConfig(
             name=exp,
             storage_path=storage_path,
             storage_filesystem=storage_filesystem,
             callbacks=[results_callback(spec, setup)],
+            # an inline trial's actor is its worker: Tune restarts it from its latest checkpoint
+            failure_config=tune.FailureConfig(max_failures=spec.resources.trial_restarts),
             verbose=verbose,
         ),
     )

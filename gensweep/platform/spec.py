@@ -37,21 +37,43 @@ class SchedulerConfig(_Strict):
 
 
 class ResourcesConfig(_Strict):
-    workers: int = Field(1, ge=1, description="Ray Train workers per trial")
+    workers: int = Field(1, ge=1, description="training workers per trial")
     cpus_per_worker: float = Field(1.0, gt=0.0)
     gpus_per_worker: float = Field(0.0, ge=0.0, description="fractions pack several trials on a GPU")
-    launcher: Literal["train", "inline"] = Field(
-        "train",
-        description="train: a Ray Train TorchTrainer per trial; inline: a single-worker trial runs in"
-        " the Tune trial actor itself (no worker group to start; same training loop)",
+    launcher: Literal["auto", "train", "inline"] = Field(
+        "auto",
+        description="auto: inline for a single-worker trial, train for more workers; train: a Ray Train"
+        " TorchTrainer per trial; inline: a single-worker trial runs in the Tune trial actor itself"
+        " (no worker group to start; same training loop)",
     )
-    max_failures: int = Field(0, ge=0, description="worker-group restarts from the last checkpoint")
+    max_failures: int = Field(
+        0, ge=0, description="restarts from the latest checkpoint: of the worker group (train launcher) or"
+        " of the trial actor (inline launcher)")
 
     @model_validator(mode="after")
     def _inline_is_single_worker(self):
         if self.launcher == "inline" and self.workers != 1:
             raise ValueError(f"launcher: 'inline' runs one worker; resources.workers is {self.workers}")
         return self
+
+    @property
+    def trial_launcher(self) -> Literal["train", "inline"]:
+        """The launcher a trial runs with: ``auto`` is resolved here, and nowhere else."""
+        if self.launcher == "auto":
+            return "inline" if self.workers == 1 else "train"
+        return self.launcher
+
+    @property
+    def inline(self) -> bool:
+        """Whether the Tune trial actor runs the loop itself (and so holds the worker's resources)."""
+        return self.trial_launcher == "inline"
+
+    @property
+    def trial_restarts(self) -> int:
+        """Tune's restarts of a whole trial (``tune.FailureConfig``): an inline trial's actor is its
+        worker, so ``max_failures`` applies there; a train trial's restarts are Train's (of the worker
+        group, inside the trial), and Tune's stay 0 so that a failure is not retried twice over."""
+        return self.max_failures if self.inline else 0
 
 
 class StorageConfig(_Strict):

@@ -1,9 +1,11 @@
-"""One Tune trial = one Ray Train ``TorchTrainer`` run (the Train V2 pattern).
+"""One Tune trial: its training loop inline in the Tune trial actor, or one Ray Train
+``TorchTrainer`` run (the Train V2 pattern), as ``resources.launcher`` resolves.
 
-The Tune function trainable resolves and saves the trial's config, opens the prepared
-dataset with Ray Data and launches the TorchTrainer; Train reports reach Tune through
-``TuneReportCallback``. The Train run is named after the trial, so a restarted trial finds
-its own checkpoints and resumes from the latest.
+The Tune function trainable resolves and saves the trial's config and opens the prepared
+dataset with Ray Data. Inline, it runs the loop itself and reports through ``ray.tune.report``;
+a restarted trial resumes from its latest Tune checkpoint. Otherwise it launches the
+TorchTrainer; Train reports reach Tune through ``TuneReportCallback``, and the Train run is
+named after the trial, so a restarted trial finds its own checkpoints and resumes from the latest.
 """
 from __future__ import annotations
 
@@ -55,23 +57,30 @@ def run_trial(config: dict[str, Any], plan: TrialPlan, dataset: Any = None) -> N
     """Tune function trainable. ``dataset``: a Ray Dataset materialized once by the driver, or
     None to open (and stream) the prepared dataset in this trial.
 
+    ``spec.resources.inline`` picks where the loop runs: here, in the Tune trial actor (through
+    :class:`TuneInlineContext`), or on the workers of a ``TorchTrainer`` this trial launches.
+
     A divergence ends the trial as an error raised here, in the Tune trainable (not in the Train
     workers, where ``FailureConfig`` would restart the group only to diverge again): Tune then
     tells the searcher the trial failed, and the results callback records status ``diverged``.
+    A trial that Tune restarts after it diverged (an inline trial with ``resources.max_failures``)
+    finds its divergence record and raises it again at once, without training.
     """
     apply_secrets_file(plan.secrets_file)
     spec = ExperimentSpec.model_validate_json(plan.spec_json)
-    trial_cfg = spec.resolve_trial(sampled_params(config))
     trial_id = tune.get_context().get_trial_id()
-    columns = config_columns(config)
-    if spec.resources.launcher == "inline":
-        cfg = worker_config(spec, plan, trial_id, trial_cfg, columns)
-        diverged = run_family(cfg, TuneInlineContext(cfg, dataset if dataset is not None else _open(spec, plan)))
-    else:
-        build_trainer(spec, plan, trial_id, trial_cfg, dataset, callbacks=[TuneReportCallback()],
-                      config_columns=columns).fit()
-        diverged = _read_diverged(join_uri(plan.artifacts_root, plan.experiment, trial_id, DIVERGED_FILE),
-                                  _storage(spec))
+    record = join_uri(plan.artifacts_root, plan.experiment, trial_id, DIVERGED_FILE)
+    diverged = _read_diverged(record, _storage(spec))
+    if diverged is None:
+        trial_cfg = spec.resolve_trial(sampled_params(config))
+        columns = config_columns(config)
+        if spec.resources.inline:
+            cfg = worker_config(spec, plan, trial_id, trial_cfg, columns)
+            diverged = run_family(cfg, TuneInlineContext(cfg, dataset if dataset is not None else _open(spec, plan)))
+        else:
+            build_trainer(spec, plan, trial_id, trial_cfg, dataset, callbacks=[TuneReportCallback()],
+                          config_columns=columns).fit()
+            diverged = _read_diverged(record, _storage(spec))
     if diverged is not None:
         raise diverged
 
@@ -108,7 +117,7 @@ def worker_config(spec: ExperimentSpec, plan: TrialPlan, trial_id: str, trial_cf
     resolved = {"experiment": plan.experiment, "trial_id": trial_id, "family": spec.family, "config": trial_cfg,
                 "eval": {**plan.eval_runtime["protocol"], "ladder": plan.eval_runtime["eval"]["ladder"]},
                 "dataset": plan.dataset_uri,
-                "resources": spec.resources.model_dump()}
+                "resources": {**spec.resources.model_dump(), "trial_launcher": spec.resources.trial_launcher}}
     put_bytes(join_uri(artifacts, "resolved_config.yaml"), yaml.safe_dump(resolved, sort_keys=False).encode(), storage)
     return {
         "family": spec.family,

@@ -1,10 +1,12 @@
 """The platform side of the TrialContext: what runs where the trainable loop runs.
 
 Two contexts share everything but how they report and checkpoint:
-- :class:`RayTrainContext`, on each worker of a Ray Train ``TorchTrainer`` (the default): reports
-  and checkpoints go through ``ray.train.report``, reaching Tune via ``TuneReportCallback``;
+- :class:`RayTrainContext`, on each worker of a Ray Train ``TorchTrainer`` (``resources.launcher:
+  train``, and ``auto`` with several workers): reports and checkpoints go through
+  ``ray.train.report``, reaching Tune via ``TuneReportCallback``;
 - :class:`TuneInlineContext`, for single-worker trials run inline in the Tune trial actor
-  (``resources.launcher: inline``): reports and checkpoints go through ``ray.tune.report``.
+  (``resources.launcher: inline``, and ``auto`` with one worker): reports and checkpoints go
+  through ``ray.tune.report``; a trial Tune restarts resumes from its latest Tune checkpoint.
 The trainable only sees the context interface, so its loop is the same in both.
 """
 from __future__ import annotations
