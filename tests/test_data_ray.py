@@ -181,3 +181,23 @@ def test_bad_records_skip_counted(ray_cluster, corrupt_dataset):
         open_dataset(uri, tally=tally)
     with pytest.raises(ValueError, match="bad_records"):
         open_dataset(uri, bad_records="ignore")
+
+
+def test_driver_materialized_dataset_equals_ray_data(ray_cluster, mnist_small, corrupt_dataset):
+    from gensweep.platform.data.in_memory import materialized_dataset
+
+    uri, manifest, images, labels, index = mnist_small
+    ds = materialized_dataset(uri)
+    assert type(ds).__name__ == "MaterializedDataset"
+    fast, ray_data = _take_columns(ds), _rows_by_index(_take_columns(open_dataset(uri)))
+    assert fast["index"].tolist() == sorted(fast["index"].tolist()) == ray_data["index"].tolist()
+    for column in ("image", "label", "index"):
+        assert fast[column].dtype == ray_data[column].dtype
+        np.testing.assert_array_equal(fast[column], ray_data[column])
+    np.testing.assert_array_equal(fast["image"], _expected(images))
+
+    bad_uri, _ = corrupt_dataset
+    with pytest.raises(BadRecordError, match=r"part-00001\.parquet, row 3"):
+        materialized_dataset(bad_uri)
+    skipped = _take_columns(materialized_dataset(bad_uri, bad_records="skip"))
+    assert len(skipped["index"]) == 39 and 23 not in skipped["index"].tolist()

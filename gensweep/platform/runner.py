@@ -253,12 +253,14 @@ def shared_dataset(spec: ExperimentSpec, dataset_uri: str):
     """The prepared dataset read once and kept in the object store, when it is small enough.
 
     Sharing it means no trial re-reads or re-decodes the Parquet shards, and no Ray Data read
-    task has to wait for a CPU while every CPU is held by training workers. Larger datasets
-    return None: each trial then streams its own copy (leave CPUs free for the read tasks).
+    task has to wait for a CPU while every CPU is held by training workers. The driver reads and
+    decodes it itself (:mod:`gensweep.platform.data.in_memory`). Larger datasets return None:
+    each trial then streams its own copy (leave CPUs free for the read tasks).
     """
     import ray.data
 
-    from gensweep.platform.data import load_manifest, open_dataset
+    from gensweep.platform.data import load_manifest
+    from gensweep.platform.data.in_memory import materialized_dataset
     from gensweep.platform.datasets import storage_of
 
     storage = storage_of(spec.data)
@@ -267,7 +269,7 @@ def shared_dataset(spec: ExperimentSpec, dataset_uri: str):
     if manifest.count * h * w * c * 4 > MATERIALIZE_MAX_BYTES:
         return None
     ray.data.DataContext.get_current().enable_progress_bars = False
-    return open_dataset(dataset_uri, storage, bad_records=spec.data.bad_records).materialize()
+    return materialized_dataset(dataset_uri, storage, bad_records=spec.data.bad_records)
 
 
 def train_storage_path(root: str) -> str:
