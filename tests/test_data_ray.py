@@ -21,6 +21,7 @@ from gensweep.platform.data import (
     prepare,
     read_arrays,
 )
+from gensweep.platform.data.blocks import SharedBlocks, read_block
 
 pytestmark = pytest.mark.slow
 
@@ -136,6 +137,61 @@ def test_loader_auto_falls_back_to_streaming(ray_cluster, mnist_small):
                          materialize_max_bytes=300 * 4096)  # ~300 decoded images
     n = sum(len(b["label"]) for b in loader.epoch_batches(0))
     assert n == 1000 and loader.mode == "stream" and not loader.materialized
+
+
+def _shard_rows(shard, **kwargs):
+    cols = {"image": [], "label": [], "index": []}
+    for b in shard.iter_batches(batch_size=64, **kwargs):
+        for k in cols:
+            cols[k].append(b[k])
+    return {k: np.concatenate(v) for k, v in cols.items()}
+
+
+def test_shared_blocks_give_each_rank_an_equal_share_by_index(ray_cluster, mnist_small):
+    uri, manifest, images, labels, index = mnist_small
+    blocks = SharedBlocks.of(open_dataset(uri).repartition(5).materialize())
+    assert len(blocks.refs) > 1  # the assignment has to cross block boundaries
+    expected, order = _expected(images), np.argsort(index)
+    for world in (1, 3):
+        seen = []
+        for rank in range(world):
+            rows = _shard_rows(blocks.shard(rank, world))
+            # rank r takes every world-th row in index order, each rank 1000 // world of them
+            np.testing.assert_array_equal(rows["index"], np.sort(index)[rank::world][:1000 // world])
+            pos = order[np.searchsorted(index[order], rows["index"])]
+            np.testing.assert_array_equal(rows["image"], expected[pos])
+            np.testing.assert_array_equal(rows["label"], labels[pos])
+            seen.append(rows["index"])
+        assert len(np.unique(np.concatenate(seen))) == world * (1000 // world)
+
+
+def test_shared_shard_shuffles_by_seed_and_feeds_the_loader(ray_cluster, mnist_small):
+    uri, manifest, images, labels, index = mnist_small
+    blocks = SharedBlocks.of(open_dataset(uri).materialize())
+
+    @ray.remote(num_cpus=0)
+    def in_another_process(blocks, seed):  # the blocks travel by reference, as in a Train worker's config
+        return _shard_rows(blocks.shard(1, 2), local_shuffle_seed=seed)["index"]
+
+    a, b, c = ray.get([in_another_process.remote(blocks, s) for s in (5, 5, 6)])
+    assert np.array_equal(a, b) and not np.array_equal(a, c)
+    np.testing.assert_array_equal(np.sort(a), np.sort(index)[1::2])
+
+    loader = ShardLoader(blocks.shard(0, 2), batch_size=50, seed=3)
+    got = torch.cat([batch["label"] for batch in loader.epoch_batches(0)])
+    assert loader.mode == "materialize" and loader.rows == 500 and len(got) == 500
+    assert sorted(got.tolist()) == sorted(labels[np.argsort(index)][0::2].tolist())
+
+
+def test_shared_blocks_need_a_materialized_dataset(ray_cluster, mnist_small):
+    with pytest.raises(TypeError, match="materialized"):
+        SharedBlocks.of(open_dataset(mnist_small[0]))
+
+
+def test_read_block_cuts_a_slice():
+    table = pa.table({"image": np.arange(6) * 10, "label": np.arange(6), "index": np.arange(6) + 100})
+    cols = read_block(table, (2, 5))
+    assert cols["index"].tolist() == [102, 103, 104] and cols["image"].tolist() == [20, 30, 40]
 
 
 @pytest.fixture(scope="module")

@@ -22,6 +22,12 @@ _RAY_ENV_DEFAULTS = {
     "RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": "0.1",
     "RAY_DEDUP_LOGS": "0",
 }
+# Only for the single-node instance gensweep starts itself: no autoscaler or cloud drains its
+# node, so Ray Train's per-run preemption watcher (one more actor process per trial, polling
+# for node drains) has nothing to watch. Clusters keep it.
+_LOCAL_RAY_ENV_DEFAULTS = {
+    "RAY_TRAIN_ENABLE_PREEMPTION_WATCHER": "0",
+}
 
 
 @dataclass
@@ -60,6 +66,8 @@ def start_ray(address: Optional[str] = None, num_cpus: Optional[int] = None) -> 
         # address="local": always an instance of our own, never a `ray start` cluster that Ray
         # would otherwise find through /tmp/ray/ray_current_cluster. Its dashboard binds to
         # loopback only.
+        for k, v in _LOCAL_RAY_ENV_DEFAULTS.items():
+            os.environ.setdefault(k, v)
         info = ray.init(address="local", num_cpus=num_cpus, include_dashboard=True, dashboard_host="127.0.0.1")
     url = getattr(info, "dashboard_url", None)
     if url:

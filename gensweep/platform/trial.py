@@ -20,6 +20,7 @@ from ray.train.torch import TorchConfig, TorchTrainer
 from ray.tune.integration.ray_train import TuneReportCallback
 
 from gensweep.platform.data import StorageOptions, open_dataset
+from gensweep.platform.data.blocks import SharedBlocks
 from gensweep.platform.capacity import worker_resources
 from gensweep.platform.checkpoints import checkpoint_info
 from gensweep.platform.data.storage import join_uri
@@ -146,8 +147,20 @@ def build_trainer(
     callbacks: Optional[list] = None,
     config_columns: Optional[dict[str, Any]] = None,
 ) -> TorchTrainer:
-    """The TorchTrainer of one trial; its run name is fixed by the trial, so a rerun resumes."""
+    """The TorchTrainer of one trial; its run name is fixed by the trial, so a rerun resumes.
+
+    A dataset the driver materialized reaches the workers as references to its blocks in the
+    config (:class:`~gensweep.platform.data.blocks.SharedBlocks`, as plain fields: the Train
+    controller unpickles the config too, and should not import gensweep for it): no Ray Data
+    split actors to start per trial. Otherwise the trial opens the prepared dataset and Ray
+    Train streams it.
+    """
     cfg = worker_config(spec, plan, trial_id, trial_cfg, config_columns)
+    if dataset is not None:
+        cfg["shared_blocks"] = SharedBlocks.of(dataset).fields()
+        datasets = {}
+    else:
+        datasets = {"train": _open(spec, plan)}
     res = spec.resources
     use_gpu = res.gpus_per_worker > 0
     storage_path, storage_filesystem = storage_for(plan.train_storage_path)  # same AWS env as results.root
@@ -156,7 +169,7 @@ def build_trainer(
         train_loop_config=cfg,
         scaling_config=ScalingConfig(num_workers=res.workers, use_gpu=use_gpu, resources_per_worker=worker_resources(spec)),
         torch_config=TorchConfig(backend="nccl" if use_gpu else "gloo"),
-        datasets={"train": dataset if dataset is not None else _open(spec, plan)},
+        datasets=datasets,
         run_config=RunConfig(
             name=f"{plan.experiment}-{trial_id}",
             storage_path=storage_path,

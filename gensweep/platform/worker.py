@@ -28,6 +28,7 @@ from gensweep.platform.checkpoints import (
     REPORT_FILE, STATE_FILE, load_state_file, read_report, report_record, write_checkpoint_dir,
 )
 from gensweep.platform.data import ShardLoader, StorageOptions
+from gensweep.platform.data.blocks import SharedBlocks
 from gensweep.platform.data.storage import join_uri
 from gensweep.platform.evaluation import WorkerEvaluator
 from gensweep.platform.secrets import apply_secrets_file
@@ -47,6 +48,7 @@ class PlatformContext:
 
     def __init__(self, cfg: Mapping[str, Any], shard: Any, device: torch.device):
         self.t0 = time.perf_counter()
+        self.started_at = time.time()  # epoch seconds: places the loop on the trial's timeline
         self.device = device
         self.config = dict(cfg["trial"])
         data = cfg["data"]
@@ -94,7 +96,7 @@ class PlatformContext:
 
     # -- reports and checkpoints -------------------------------------------------------
     def _with_platform_metrics(self, metrics: Mapping[str, Any]) -> dict[str, Any]:
-        out = {**metrics, "loop_time_s": time.perf_counter() - self.t0}
+        out = {**metrics, "loop_time_s": time.perf_counter() - self.t0, "loop_started_at": self.started_at}
         if self._resumed_from is not None:  # this worker (group) started from a checkpoint
             out["resumed_from_step"] = self._resumed_from
         out["worker_pid"] = os.getpid()  # changes when Train restarts a failed worker group
@@ -178,7 +180,12 @@ class RayTrainContext(PlatformContext):
         ctx = ray.train.get_context()
         self.rank = ctx.get_world_rank()
         self.world_size = ctx.get_world_size()
-        super().__init__(cfg, ray.train.get_dataset_shard("train"), ray.train.torch.get_device())
+        shared = cfg.get("shared_blocks")  # the driver's materialized dataset (see trial.build_trainer)
+        if shared is not None:
+            shard = SharedBlocks(**shared).shard(self.rank, self.world_size)
+        else:
+            shard = ray.train.get_dataset_shard("train")
+        super().__init__(cfg, shard, ray.train.torch.get_device())
 
     def broadcast_parameters(self, module: torch.nn.Module) -> None:
         if self.world_size == 1:
