@@ -13,7 +13,6 @@ from __future__ import annotations
 import io
 import json
 import math
-import numbers
 import os
 import posixpath
 import time
@@ -22,6 +21,7 @@ from typing import Any, Mapping, Optional
 import torch
 
 from gensweep.platform.data.storage import StorageOptions, exists, read_bytes, resolve
+from gensweep.platform.results.schema import is_scalar
 
 STATE_FILE = "state.pt"
 INFO_FILE = "trial.json"
@@ -59,7 +59,7 @@ def report_record(metrics: Mapping[str, Any]) -> dict[str, Any]:
                 v = v.item()
             except (ValueError, RuntimeError):
                 continue
-        if isinstance(v, (bool, str)) or (isinstance(v, numbers.Number) and not isinstance(v, complex)):
+        if is_scalar(v):
             scalars[str(k)] = v
     return {"reported_at": time.time(), "metrics": scalars}
 

@@ -36,7 +36,7 @@ from ray.tune import Callback
 from gensweep.trainables.errors import Diverged
 
 from .retry import RetryPolicy
-from .schema import CONFIG_PREFIX, flatten, normalize_value, to_json
+from .schema import CONFIG_PREFIX, flatten, is_scalar, normalize_value, to_json
 from .schema import flatten_config as _flatten_config
 from .store import ResultsStore
 
@@ -124,10 +124,6 @@ def _mapping_flattener(mapping: Mapping[str, Any]) -> ConfigFlattener:
         return out
 
     return flatten_with
-
-
-def _is_scalar(value: Any) -> bool:
-    return isinstance(value, (str, bool, numbers.Number)) and not isinstance(value, complex)
 
 
 def trial_exception(trial: "Trial") -> BaseException | None:
@@ -477,7 +473,7 @@ class ResultsCallback(Callback):
             "wall_time_s": float(result.get("timestamp") or time.time()),
         }
         for key, value in flatten({k: v for k, v in result.items() if k not in _SKIP_RESULT_KEYS}).items():
-            if key == "step" or key.startswith(ARTIFACT_PREFIX) or not _is_scalar(value):
+            if key == "step" or key.startswith(ARTIFACT_PREFIX) or not is_scalar(value):
                 continue
             if key in _RESERVED:
                 key = f"result/{key}"

@@ -106,6 +106,11 @@ def _json_default(value: Any) -> Any:
     return repr(value)
 
 
+def is_scalar(value: Any) -> bool:
+    """A value a metrics column holds as it is: a string, bool or real number (numpy's included)."""
+    return isinstance(value, (str, bool, numbers.Number)) and not isinstance(value, complex)
+
+
 def normalize_value(value: Any) -> Any:
     """Map a Python value onto something a Parquet column holds.
 
