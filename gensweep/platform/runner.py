@@ -150,6 +150,7 @@ def run_sweep(
     from ray import tune
 
     from gensweep.platform.ray_storage import storage_for
+    from gensweep.platform.trial_logs import TrialLogsUpload
 
     from gensweep.platform.capacity import concurrency, node_resources
     from gensweep.platform.resume import save_resume_spec
@@ -182,7 +183,8 @@ def run_sweep(
             name=exp,
             storage_path=storage_path,
             storage_filesystem=storage_filesystem,
-            callbacks=[results_callback(spec, setup)],
+            # the results store's callback; Tune's own per-trial logs kept whole across restarts
+            callbacks=[results_callback(spec, setup), TrialLogsUpload()],
             # an inline trial's actor is its worker: Tune restarts it from its latest checkpoint
             failure_config=tune.FailureConfig(max_failures=spec.resources.trial_restarts),
             verbose=verbose,
