@@ -17,10 +17,18 @@ Also shown: the mean time a trial's loop waited for its data (`loader_wait_s`, i
 its first pass over the shared dataset).
 
     python benchmarks/bench_sweep_overhead.py --trials 12 --concurrent 2 --steps 150
+
+With ``--fresh-ray`` each sweep instead runs in a new process whose ``run_sweep`` starts Ray
+itself, as ``gensweep run`` does, so the sweep wall time holds the Ray start too; each
+launcher then runs once per ``--preload`` setting (``on``: gensweep's default, Ray's idle workers
+import the trial modules when all trials run inline; ``off``: never):
+
+    python benchmarks/bench_sweep_overhead.py --fresh-ray --launchers auto --preload off,on
 """
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import tempfile
 import time
 
@@ -43,10 +51,11 @@ def sweep_spec(root: str, launcher: str, trials: int, concurrent: int, steps: in
     })
 
 
-def measure(root: str, launcher: str, trials: int, concurrent: int, steps: int) -> dict:
+def measure(root: str, launcher: str, trials: int, concurrent: int, steps: int,
+            num_cpus: int | None = None, label: str = "") -> dict:
     spec = sweep_spec(root, launcher, trials, concurrent, steps)
     start = time.time()
-    outcome = run_sweep(spec, experiment=f"bench-{launcher}", verbose=0)
+    outcome = run_sweep(spec, experiment=f"bench-{launcher}{label}", num_cpus=num_cpus, verbose=0)
     end = time.time()
     sweep_wall = end - start
     store = ResultsStore.open(root)
@@ -59,7 +68,7 @@ def measure(root: str, launcher: str, trials: int, concurrent: int, steps: int) 
     last_end = trial_rows["ended_at"].max().timestamp()
     slots = concurrent
     return {
-        "launcher": launcher,
+        "launcher": launcher + label,
         "resolves_to": spec.resources.trial_launcher,
         "trials": len(loop),
         "fixed_cost_mean_s": fixed.mean(),
@@ -76,6 +85,38 @@ def measure(root: str, launcher: str, trials: int, concurrent: int, steps: int) 
     }
 
 
+def _fresh_sweep(args: tuple) -> dict:
+    """One sweep in this (new) process, Ray started by ``run_sweep``; preload off or gensweep's default."""
+    import ray
+
+    from gensweep.platform import runner
+
+    root, launcher, trials, concurrent, steps, cpus, preload = args
+    if not preload:
+        runner.preload_modules = lambda spec: ()
+    try:
+        return measure(root, launcher, trials, concurrent, steps, num_cpus=cpus,
+                       label=f" preload {'on' if preload else 'off'}")
+    finally:
+        ray.shutdown()
+
+
+def fresh_ray_rows(root: str, args) -> list[dict]:
+    from gensweep.platform.datasets import ensure_dataset
+    from gensweep.platform.evaluation import prepare_reference
+
+    warm = sweep_spec(root, "train", 1, 1, args.steps)
+    prepare_reference(warm, ensure_dataset(warm.data, root), root)
+    rows = []
+    ctx = multiprocessing.get_context("spawn")
+    for launcher in args.launchers.split(","):
+        for preload in args.preload.split(","):
+            with ctx.Pool(1) as pool:
+                rows.append(pool.apply(_fresh_sweep, ((root, launcher, args.trials, args.concurrent, args.steps,
+                                                       args.cpus, preload == "on"),)))
+    return rows
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--trials", type=int, default=12)
@@ -83,8 +124,15 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=150)
     ap.add_argument("--launchers", default="train,inline,auto")
     ap.add_argument("--cpus", type=int, default=2)
+    ap.add_argument("--fresh-ray", action="store_true", help="a new process and Ray instance per sweep")
+    ap.add_argument("--preload", default="on", help="with --fresh-ray: on, off or off,on")
     args = ap.parse_args()
     rows = []
+    if args.fresh_ray:
+        with tempfile.TemporaryDirectory() as root:
+            rows = fresh_ray_rows(root, args)
+        report(rows)
+        return
     with tempfile.TemporaryDirectory() as root, local_ray(args.cpus):
         # prepare data and reference statistics once, outside the timed sweeps
         from gensweep.platform.datasets import ensure_dataset
@@ -94,6 +142,10 @@ def main() -> None:
         prepare_reference(warm, ensure_dataset(warm.data, root), root)
         for launcher in args.launchers.split(","):
             rows.append(measure(root, launcher, args.trials, args.concurrent, args.steps))
+    report(rows)
+
+
+def report(rows: list[dict]) -> None:
     print(f"\n{machine()}")
     print("launcher (runs as)  trials  fixed cost mean/max (s)  loop mean (s)  sweep wall (s)  utilisation  errors")
     for r in rows:
@@ -103,7 +155,7 @@ def main() -> None:
     print("\nslot-seconds lost (sweep wall x slots - sum of loop time):")
     print("launcher  setup  fixed  between  tail  | loader wait in loop, mean per trial (s)")
     for r in rows:
-        print(f"{r['launcher']:<8}  {r['setup_slot_s']:>5.1f}  {r['fixed_slot_s']:>5.1f}  {r['between_slot_s']:>7.1f}"
+        print(f"{r['launcher']:<18}  {r['setup_slot_s']:>5.1f}  {r['fixed_slot_s']:>5.1f}  {r['between_slot_s']:>7.1f}"
               f"  {r['tail_slot_s']:>4.1f}  | {r['loader_wait_mean_s']:.1f}")
 
 
