@@ -19,11 +19,9 @@ its first pass over the shared dataset).
     python benchmarks/bench_sweep_overhead.py --trials 12 --concurrent 2 --steps 150
 
 With ``--fresh-ray`` each sweep instead runs in a new process whose ``run_sweep`` starts Ray
-itself, as ``gensweep run`` does, so the sweep wall time holds the Ray start too; each
-launcher then runs once per ``--preload`` setting (``on``: gensweep's default, Ray's idle workers
-import the trial modules when all trials run inline; ``off``: never):
+itself, as ``gensweep run`` does, so the sweep wall time (and "setup") holds the Ray start too:
 
-    python benchmarks/bench_sweep_overhead.py --fresh-ray --launchers auto --preload off,on
+    python benchmarks/bench_sweep_overhead.py --fresh-ray --launchers auto
 """
 from __future__ import annotations
 
@@ -38,10 +36,10 @@ from gensweep.platform.runner import run_sweep
 from gensweep.platform.spec import parse_spec
 
 
-def sweep_spec(root: str, launcher: str, trials: int, concurrent: int, steps: int):
+def sweep_spec(root: str, launcher: str, trials: int, concurrent: int, steps: int, width: int = 16):
     return parse_spec({
         "name": f"bench-{launcher}",
-        "trainable": {"steps": steps, "eval_every": steps // 3, "width": 16, "batch_size": 64, "num_classes": 0},
+        "trainable": {"steps": steps, "eval_every": steps // 3, "width": width, "batch_size": 64, "num_classes": 0},
         "space": {"lr": {"type": "loguniform", "low": 1e-4, "high": 1e-3}, "loss": ["ns", "hinge"]},
         "search": {"algorithm": "random", "num_trials": trials, "max_concurrent": concurrent},
         "scheduler": {"kind": "none"},
@@ -51,9 +49,9 @@ def sweep_spec(root: str, launcher: str, trials: int, concurrent: int, steps: in
     })
 
 
-def measure(root: str, launcher: str, trials: int, concurrent: int, steps: int,
+def measure(root: str, launcher: str, trials: int, concurrent: int, steps: int, width: int = 16,
             num_cpus: int | None = None, label: str = "") -> dict:
-    spec = sweep_spec(root, launcher, trials, concurrent, steps)
+    spec = sweep_spec(root, launcher, trials, concurrent, steps, width)
     start = time.time()
     outcome = run_sweep(spec, experiment=f"bench-{launcher}{label}", num_cpus=num_cpus, verbose=0)
     end = time.time()
@@ -86,17 +84,11 @@ def measure(root: str, launcher: str, trials: int, concurrent: int, steps: int,
 
 
 def _fresh_sweep(args: tuple) -> dict:
-    """One sweep in this (new) process, Ray started by ``run_sweep``; preload off or gensweep's default."""
+    """One sweep in this (new) process, Ray started by ``run_sweep``."""
     import ray
 
-    from gensweep.platform import runner
-
-    root, launcher, trials, concurrent, steps, cpus, preload = args
-    if not preload:
-        runner.preload_modules = lambda spec: ()
     try:
-        return measure(root, launcher, trials, concurrent, steps, num_cpus=cpus,
-                       label=f" preload {'on' if preload else 'off'}")
+        return measure(*args, label=" fresh Ray")
     finally:
         ray.shutdown()
 
@@ -110,10 +102,9 @@ def fresh_ray_rows(root: str, args) -> list[dict]:
     rows = []
     ctx = multiprocessing.get_context("spawn")
     for launcher in args.launchers.split(","):
-        for preload in args.preload.split(","):
-            with ctx.Pool(1) as pool:
-                rows.append(pool.apply(_fresh_sweep, ((root, launcher, args.trials, args.concurrent, args.steps,
-                                                       args.cpus, preload == "on"),)))
+        with ctx.Pool(1) as pool:
+            rows.append(pool.apply(_fresh_sweep, ((root, launcher, args.trials, args.concurrent, args.steps,
+                                                   args.width, args.cpus),)))
     return rows
 
 
@@ -122,10 +113,10 @@ def main() -> None:
     ap.add_argument("--trials", type=int, default=12)
     ap.add_argument("--concurrent", type=int, default=2)
     ap.add_argument("--steps", type=int, default=150)
+    ap.add_argument("--width", type=int, default=16, help="DCGAN width (the default sweep's is 32)")
     ap.add_argument("--launchers", default="train,inline,auto")
     ap.add_argument("--cpus", type=int, default=2)
     ap.add_argument("--fresh-ray", action="store_true", help="a new process and Ray instance per sweep")
-    ap.add_argument("--preload", default="on", help="with --fresh-ray: on, off or off,on")
     args = ap.parse_args()
     rows = []
     if args.fresh_ray:
@@ -141,7 +132,7 @@ def main() -> None:
         warm = sweep_spec(root, "train", 1, 1, args.steps)
         prepare_reference(warm, ensure_dataset(warm.data, root), root)
         for launcher in args.launchers.split(","):
-            rows.append(measure(root, launcher, args.trials, args.concurrent, args.steps))
+            rows.append(measure(root, launcher, args.trials, args.concurrent, args.steps, args.width))
     report(rows)
 
 

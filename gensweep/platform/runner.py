@@ -49,22 +49,7 @@ def absolute_root(root: str) -> str:
     return root if "://" in root else str(Path(root).expanduser().resolve())
 
 
-# What a trial actor imports before its loop can start (seconds of CPU on a small machine).
-TRIAL_MODULES = ("torch", "gensweep.platform.trial")
-
-
-def preload_modules(spec: ExperimentSpec) -> tuple[str, ...]:
-    """Modules the idle worker processes of a Ray instance gensweep starts itself import in
-    advance: a sweep whose trials all run inline turns those processes into its trial actors,
-    which are then ready without the imports (see README, "Per-trial cost"). None for other
-    launchers: every process Ray starts would pay the imports, Train controllers included."""
-    return TRIAL_MODULES if spec.resources.trial_launcher == "inline" else ()
-
-
-def start_ray(address: Optional[str] = None, num_cpus: Optional[int] = None,
-              preload: tuple[str, ...] = ()) -> None:
-    """Connect to ``address`` (or ``RAY_ADDRESS``), else start a local instance of our own,
-    whose worker processes import ``preload`` as they start."""
+def start_ray(address: Optional[str] = None, num_cpus: Optional[int] = None) -> None:
     import ray
 
     from gensweep.platform.secrets import keep_credentials_out_of_ray
@@ -83,9 +68,7 @@ def start_ray(address: Optional[str] = None, num_cpus: Optional[int] = None,
         # loopback only.
         for k, v in _LOCAL_RAY_ENV_DEFAULTS.items():
             os.environ.setdefault(k, v)
-        system = {"_system_config": {"preload_python_modules": list(preload)}} if preload else {}
-        info = ray.init(address="local", num_cpus=num_cpus, include_dashboard=True, dashboard_host="127.0.0.1",
-                        **system)
+        info = ray.init(address="local", num_cpus=num_cpus, include_dashboard=True, dashboard_host="127.0.0.1")
     url = getattr(info, "dashboard_url", None)
     if url:
         print(f"[gensweep] Ray dashboard: http://{url}", flush=True)
@@ -140,7 +123,7 @@ def setup_sweep(spec: ExperimentSpec, experiment: str, address: Optional[str] = 
     eval_runtime = prepare_reference(spec, dataset_uri, root)
     print(f"[gensweep] dataset {dataset_uri}; reference statistics {eval_runtime['refstats_key']}"
           f" ({'computed' if eval_runtime['computed'] else 'reused'})", flush=True)
-    start_ray(address, num_cpus, preload_modules(spec))
+    start_ray(address, num_cpus)
     require_state_api()
     plan = TrialPlan(
         spec_json=spec.model_dump_json(),
