@@ -14,18 +14,20 @@ import pyarrow.fs as pafs
 import pytest
 from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 
+from gensweep.platform.ray_storage import storage_for
 from gensweep.platform.trial_logs import TrialLogsUpload, upload_trial_logs
 
 
 class FakeTrial:
     """What Tune's loggers and the callback read of a trial (hashable, like Tune's Trial)."""
 
-    def __init__(self, local: Path, remote: Path):
+    def __init__(self, local: Path, remote: Path | str, filesystem: pafs.FileSystem | None = None):
         self.trial_id = "t0"
         self.config = {"lr": 1e-3}
         self.local_path = str(local)
         self.checkpoint = object()  # a restart from a checkpoint: Tune's loggers restore from storage
-        self.storage = types.SimpleNamespace(trial_fs_path=str(remote), storage_filesystem=pafs.LocalFileSystem())
+        self.storage = types.SimpleNamespace(trial_fs_path=str(remote),
+                                             storage_filesystem=filesystem or pafs.LocalFileSystem())
         self.init_local_path()  # Tune made it when the trial first started
 
     def init_local_path(self):
@@ -53,9 +55,19 @@ def _restart(loggers, trial, upload: bool):
     CSVLoggerCallback._setup_trial(loggers[1], trial)
 
 
+@pytest.fixture(params=["local", "s3"])
+def experiment_storage(request, tmp_path):
+    """Tune's experiment storage as gensweep gives it to Tune: a local folder, or S3 (the loopback server)."""
+    if request.param == "local":
+        return str(tmp_path / "storage" / "exp"), pafs.LocalFileSystem()
+    bucket = request.getfixturevalue("s3_bucket")
+    return storage_for(f"s3://{bucket}/sweeps/ray/exp")
+
+
 @pytest.mark.parametrize("upload", [True, False])
-def test_restart_keeps_every_logged_result_only_with_the_upload(tmp_path, upload):
-    trial = FakeTrial(tmp_path / "staging" / "t0", tmp_path / "storage" / "exp" / "t0")
+def test_restart_keeps_every_logged_result_only_with_the_upload(tmp_path, experiment_storage, upload):
+    path, filesystem = experiment_storage
+    trial = FakeTrial(tmp_path / "staging" / "t0", f"{path}/t0", filesystem)
     loggers = [JsonLoggerCallback(), CSVLoggerCallback()]
     _log(loggers, trial, [15])
     upload_trial_logs(trial.local_path, trial.storage.trial_fs_path, trial.storage.storage_filesystem)  # a sync

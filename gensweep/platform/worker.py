@@ -40,6 +40,20 @@ logger = logging.getLogger(__name__)
 DIVERGED_FILE = "diverged.json"  # in the trial's artifacts folder: step and reason of a divergence
 
 
+def match_torch_threads() -> int:
+    """Give torch the thread count Ray gave this process, and return it.
+
+    Ray sets ``OMP_NUM_THREADS`` to a task's or actor's CPU share when it assigns the process,
+    and torch reads it only when first imported. A process that imported torch earlier, such as
+    a worker of a cluster whose Ray preloads torch (``preload_python_modules``), keeps a thread
+    per core: measured here, two 1-CPU trials on two cores then trained 5x slower (BENCHMARKS.md).
+    """
+    want = os.environ.get("OMP_NUM_THREADS", "")
+    if want.isdigit() and int(want) > 0 and torch.get_num_threads() != int(want):
+        torch.set_num_threads(int(want))
+    return torch.get_num_threads()
+
+
 class PlatformContext:
     """Data, evaluation, sample grids and checkpoint files; subclasses report and load state."""
 
@@ -47,6 +61,7 @@ class PlatformContext:
     world_size: int = 1
 
     def __init__(self, cfg: Mapping[str, Any], shard: Any, device: torch.device):
+        match_torch_threads()
         self.t0 = time.perf_counter()
         self.started_at = time.time()  # epoch seconds: places the loop on the trial's timeline
         self.device = device
