@@ -93,12 +93,17 @@ def _fresh_sweep(args: tuple) -> dict:
         ray.shutdown()
 
 
-def fresh_ray_rows(root: str, args) -> list[dict]:
+def prepare_once(root: str, steps: int) -> None:
+    """The dataset and reference statistics, prepared outside the timed sweeps (which reuse them)."""
     from gensweep.platform.datasets import ensure_dataset
     from gensweep.platform.evaluation import prepare_reference
 
-    warm = sweep_spec(root, "train", 1, 1, args.steps)
+    warm = sweep_spec(root, "train", 1, 1, steps)
     prepare_reference(warm, ensure_dataset(warm.data, root), root)
+
+
+def fresh_ray_rows(root: str, args) -> list[dict]:
+    prepare_once(root, args.steps)
     rows = []
     ctx = multiprocessing.get_context("spawn")
     for launcher in args.launchers.split(","):
@@ -125,12 +130,7 @@ def main() -> None:
         report(rows)
         return
     with tempfile.TemporaryDirectory() as root, local_ray(args.cpus):
-        # prepare data and reference statistics once, outside the timed sweeps
-        from gensweep.platform.datasets import ensure_dataset
-        from gensweep.platform.evaluation import prepare_reference
-
-        warm = sweep_spec(root, "train", 1, 1, args.steps)
-        prepare_reference(warm, ensure_dataset(warm.data, root), root)
+        prepare_once(root, args.steps)
         for launcher in args.launchers.split(","):
             rows.append(measure(root, launcher, args.trials, args.concurrent, args.steps, args.width))
     report(rows)

@@ -150,11 +150,11 @@ def run_sweep(
     from ray import tune
 
     from gensweep.platform.ray_storage import storage_for
-    from gensweep.platform.trial_logs import TrialLogsUpload
 
     from gensweep.platform.capacity import concurrency, node_resources
     from gensweep.platform.resume import save_resume_spec
     from gensweep.platform.search import SCHEDULERS, SEARCHERS
+    from gensweep.platform.trial_logs import TrialLogsUpload
 
     t0 = time.perf_counter()
     setup = setup_sweep(spec, experiment or experiment_id(spec), address, num_cpus)

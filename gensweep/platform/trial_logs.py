@@ -25,16 +25,13 @@ RESTORED_LOGS = ("result.json", "progress.csv")
 def upload_trial_logs(local_dir: str, remote_dir: str, filesystem: pafs.FileSystem) -> list[str]:
     """Copy the restored log files present in ``local_dir`` to ``remote_dir`` on ``filesystem``;
     returns the names copied."""
-    copied = []
-    for name in RESTORED_LOGS:
-        local = os.path.join(local_dir, name)
-        if not os.path.isfile(local):
-            continue
+    present = [name for name in RESTORED_LOGS if os.path.isfile(os.path.join(local_dir, name))]
+    if present:
         filesystem.create_dir(remote_dir, recursive=True)
-        pafs.copy_files(local, f"{remote_dir}/{name}", source_filesystem=pafs.LocalFileSystem(),
-                        destination_filesystem=filesystem)
-        copied.append(name)
-    return copied
+    for name in present:
+        pafs.copy_files(os.path.join(local_dir, name), f"{remote_dir}/{name}",
+                        source_filesystem=pafs.LocalFileSystem(), destination_filesystem=filesystem)
+    return present
 
 
 class TrialLogsUpload(Callback):
