@@ -52,26 +52,39 @@ def _spec(root: Path, secrets_file: Path) -> dict:
     }
 
 
-def _processes_under(path: str) -> list[int]:
-    """PIDs of processes whose command line mentions ``path`` (our Ray instance's temp dir)."""
-    out = subprocess.run(["ps", "-eo", "pid=,args="], capture_output=True, text=True).stdout
-    return [int(line.split(None, 1)[0]) for line in out.splitlines() if path in line]
+def _processes_under(path: str, session: int | None = None) -> list[int]:
+    """PIDs of processes whose command line mentions ``path`` (our Ray instance's temp dir), or
+    that belong to the session ``session`` (the sweep's: Ray's worker processes retitle
+    themselves ``ray::...`` and each runs in a process group of its own, but they keep the
+    session of the driver that started Ray). Zombies (exited, not yet reaped) are not counted."""
+    out = subprocess.run(["ps", "-eo", "pid=,sid=,stat=,args="], capture_output=True, text=True).stdout
+    pids = []
+    for line in out.splitlines():
+        pid, sid, stat, *args = line.split(None, 3)
+        if stat.startswith("Z"):
+            continue
+        if path in "".join(args) or (session is not None and int(sid) == session):
+            pids.append(int(pid))
+    return pids
 
 
 def _kill_group(proc: subprocess.Popen, ray_tmp: str) -> None:
+    """SIGKILL the driver (started as a session leader) and its process group, then every
+    process left of its session and Ray instance, by PID: a Ray worker must not live on to
+    finish a checkpoint after the kill."""
     try:
         os.killpg(proc.pid, signal.SIGKILL)  # the driver and everything in its process group
     except ProcessLookupError:
         pass
     proc.wait(timeout=30)
     deadline = time.monotonic() + 60
-    while _processes_under(ray_tmp) and time.monotonic() < deadline:
-        time.sleep(0.5)  # Ray's own processes share the driver's fate; give them time to go
-    for pid in _processes_under(ray_tmp):  # stragglers of our own Ray instance, by PID
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+    while (left := _processes_under(ray_tmp, proc.pid)) and time.monotonic() < deadline:
+        for pid in left:  # Ray's workers (process groups of their own) and daemons, by PID
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        time.sleep(0.5)
 
 
 def _checkpoint_steps(root: Path) -> dict[str, set[int]]:
@@ -142,8 +155,8 @@ def test_driver_killed_mid_sweep_then_resumed(sandbox):
         assert _checkpoint_steps(root), "no checkpoint within the time limit:\n" + _tail(run_out)
     finally:
         _kill_group(proc, sandbox["ray_tmp"])
-    checkpointed = _checkpoint_steps(root)  # trial id -> steps of its complete checkpoints
-    assert not _processes_under(sandbox["ray_tmp"]), "processes of the killed sweep are still running"
+    assert not _processes_under(sandbox["ray_tmp"], proc.pid), "processes of the killed sweep are still running"
+    checkpointed = _checkpoint_steps(root)  # trial id -> steps of its complete checkpoints (none can be added now)
 
     journal = root / ".journal" / f"{EXP}.jsonl"  # rows the dead driver had not flushed yet
     print(f"rows only in the journal when the driver died: {len(journal.read_text().splitlines())}")
