@@ -20,7 +20,7 @@ import pandas as pd
 
 from benchmarks.sweep_support import local_ray, machine, markdown, results_root
 from gensweep.platform.results import ResultsStore
-from gensweep.platform.runner import run_sweep
+from gensweep.platform.sweep.runner import run_sweep
 from gensweep.platform.spec import parse_spec
 from gensweep.trainables.gan import catalog
 

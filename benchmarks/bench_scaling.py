@@ -43,10 +43,10 @@ import pandas as pd
 from benchmarks.sweep_support import local_ray, machine, markdown, results_root
 from benchmarks.trend import fit_line, reading
 from gensweep.platform.data import load_manifest, open_source
-from gensweep.platform.datasets import ensure_dataset, storage_of
-from gensweep.platform.evaluation import prepare_reference
+from gensweep.platform.data.ensure import ensure_dataset, storage_of
+from gensweep.platform.trial.evaluation import prepare_reference
 from gensweep.platform.results import ResultsStore
-from gensweep.platform.runner import run_sweep
+from gensweep.platform.sweep.runner import run_sweep
 from gensweep.platform.spec import ExperimentSpec, parse_spec
 
 

@@ -18,7 +18,7 @@ import time
 
 from benchmarks.sweep_support import local_ray, machine, markdown, results_root, sampled_config
 from gensweep import search_spaces
-from gensweep.platform.runner import run_sweep
+from gensweep.platform.sweep.runner import run_sweep
 from gensweep.platform.spec import parse_spec
 from gensweep.trainables.families import FAMILIES
 

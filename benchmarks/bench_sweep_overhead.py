@@ -32,7 +32,7 @@ import time
 
 from benchmarks.sweep_support import local_ray, machine
 from gensweep.platform.results import ResultsStore
-from gensweep.platform.runner import run_sweep
+from gensweep.platform.sweep.runner import run_sweep
 from gensweep.platform.spec import parse_spec
 
 
@@ -95,8 +95,8 @@ def _fresh_sweep(args: tuple) -> dict:
 
 def prepare_once(root: str, steps: int) -> None:
     """The dataset and reference statistics, prepared outside the timed sweeps (which reuse them)."""
-    from gensweep.platform.datasets import ensure_dataset
-    from gensweep.platform.evaluation import prepare_reference
+    from gensweep.platform.data.ensure import ensure_dataset
+    from gensweep.platform.trial.evaluation import prepare_reference
 
     warm = sweep_spec(root, "train", 1, 1, steps)
     prepare_reference(warm, ensure_dataset(warm.data, root), root)

@@ -16,7 +16,7 @@ import statistics
 import tempfile
 import time
 
-PRELOAD = ["torch", "gensweep.platform.trial"]
+PRELOAD = ["torch", "gensweep.platform.trial.launch"]
 
 
 def dataset_seconds(uri: str) -> tuple[float, float]:
@@ -47,7 +47,7 @@ def actor_start_seconds(preload: bool, settle_s: float) -> float:
         @ray.remote(num_cpus=1)
         class Trial:
             def ready(self) -> None:
-                import gensweep.platform.trial  # noqa: F401 - what a trial actor imports
+                import gensweep.platform.trial.launch  # noqa: F401 - what a trial actor imports
                 import torch  # noqa: F401
 
         t0 = time.perf_counter()

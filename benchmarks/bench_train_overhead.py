@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from gensweep.platform.results import ResultsStore
-from gensweep.platform.runner import run_sweep
+from gensweep.platform.sweep.runner import run_sweep
 from gensweep.platform.spec import parse_spec
 from gensweep.trainables.context import LocalContext
 from gensweep.trainables.gan.trainable import train_gan

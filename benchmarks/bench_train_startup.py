@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from gensweep.platform.results import ResultsStore
-from gensweep.platform.runner import run_sweep
+from gensweep.platform.sweep.runner import run_sweep
 from gensweep.platform.spec import parse_spec
 from benchmarks.sweep_support import local_ray, machine, markdown
 

@@ -26,7 +26,7 @@ def local_ray(num_cpus: int) -> Iterator[None]:
     """One local Ray instance (dashboard on loopback: the sweep needs the State API) for every sweep."""
     import ray
 
-    from gensweep.platform.runner import start_ray
+    from gensweep.platform.sweep.setup import start_ray
 
     os.environ.setdefault("RAY_DEDUP_LOGS", "1")
     start_ray(num_cpus=num_cpus)

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from gensweep.platform.checkpoints import checkpoint_info, write_checkpoint_dir
+from gensweep.platform.trial.checkpoints import checkpoint_info, write_checkpoint_dir
 from gensweep.platform.data import prepare
-from gensweep.platform.evaluation import WorkerEvaluator, prepare_reference
+from gensweep.platform.trial.evaluation import WorkerEvaluator, prepare_reference
 from gensweep.platform.metrics import mnist_split
 from gensweep.platform.spec import parse_spec
 from gensweep.trainables.context import LocalContext

@@ -15,7 +15,7 @@ import torch
 import yaml
 
 from gensweep.cli import main as cli_main
-from gensweep.platform.checkpoints import STATE_FILE, CheckpointError, load_state_file
+from gensweep.platform.trial.checkpoints import STATE_FILE, CheckpointError, load_state_file
 
 
 def _closed_port() -> int:
@@ -206,7 +206,7 @@ def test_good_checkpoint_still_loads(tmp_path):
 
 def test_a_trial_that_fills_the_machine_exactly_passes_the_preflight(isolated):
     """The Tune driver holds no CPU (see capacity.py): 2 workers x 1 CPU fit 2 CPUs."""
-    from gensweep.platform.preflight import preflight
+    from gensweep.platform.sweep.preflight import preflight
     from gensweep.platform.spec import parse_spec
 
     spec = parse_spec(_with(resources={"workers": 2, "cpus_per_worker": 1}, results={"root": str(isolated / "r")}))

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from gensweep.cli import main as cli_main
-from gensweep.platform.capacity import (DRIVER_MEMORY, concurrency, driver_resources, held_resources,
+from gensweep.platform.trial.resources import (DRIVER_MEMORY, concurrency, driver_resources, held_resources,
                                        max_concurrent_trials)
 from gensweep.platform.spec import parse_spec
 

@@ -163,7 +163,7 @@ DRIVER = r"""
 import json, sys
 import ray
 from ray.util.state import list_actors
-from gensweep.platform.runner import run_sweep
+from gensweep.platform.sweep.runner import run_sweep
 from gensweep.platform.spec import load_spec
 
 spec, address, experiment = load_spec(sys.argv[1]), sys.argv[2], sys.argv[3]

@@ -6,8 +6,8 @@ import urllib.request
 
 import pytest
 
-from gensweep.platform import dashboards
-from gensweep.platform.dashboards import (
+from gensweep.platform.sweep import dashboards
+from gensweep.platform.sweep.dashboards import (
     optuna_dashboard_command,
     optuna_storage_url,
     start_optuna_dashboard,

@@ -9,7 +9,7 @@ import pytest
 from gensweep.cli import main as cli_main
 from gensweep.platform.data import StorageOptions, load_manifest
 from gensweep.platform.results import ResultsStore
-from gensweep.platform.runner import run_sweep
+from gensweep.platform.sweep.runner import run_sweep
 from gensweep.platform.spec import parse_spec
 from tests.s3_server import S3Server, free_port
 

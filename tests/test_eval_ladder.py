@@ -6,7 +6,7 @@ import dataclasses
 import pytest
 import torch
 
-from gensweep.platform.evaluation import WorkerEvaluator, make_protocol
+from gensweep.platform.trial.evaluation import WorkerEvaluator, make_protocol
 from gensweep.platform.metrics import ProtocolMismatch, RefStats, SampleLadder
 from gensweep.platform.spec import SpecError, parse_spec
 from tests.eval_support import run_trial, tiny_data, tiny_spec  # noqa: F401 - fixtures

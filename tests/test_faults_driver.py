@@ -267,7 +267,7 @@ def test_a_run_resumed_from_its_final_checkpoint_reports_that_result_again():
     """A trial whose training had finished when the driver died resumes from its last
     checkpoint with nothing left to train; it must still end with a result (Tune rejects a
     trial that ends without its metric), and that result is the saved one, not a new one."""
-    from gensweep.platform.worker import PlatformContext
+    from gensweep.platform.trial.context import PlatformContext
 
     class Ctx(PlatformContext):
         def __init__(self):  # no data or evaluator needed to end a loop

@@ -31,7 +31,7 @@ from pathlib import Path
 import pytest
 
 from gensweep.platform.results import ResultsStore
-from gensweep.platform.runner import run_sweep
+from gensweep.platform.sweep.runner import run_sweep
 from gensweep.platform.spec import parse_spec
 from tests.ray_support import ray_local  # noqa: F401 - fixture
 from tests.s3_server import S3Server, free_port

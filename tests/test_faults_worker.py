@@ -32,9 +32,9 @@ from pathlib import Path
 import pytest
 
 from gensweep.platform.results import ResultsStore
-from gensweep.platform.runner import run_sweep
+from gensweep.platform.sweep.runner import run_sweep
 from gensweep.platform.spec import parse_spec
-from gensweep.platform.checkpoints import INFO_FILE, REPORT_FILE
+from gensweep.platform.trial.checkpoints import INFO_FILE, REPORT_FILE
 from tests.ray_support import ray_local  # noqa: F401 - fixture
 
 pytestmark = pytest.mark.slow
@@ -214,7 +214,7 @@ def _rank_main(rank: int, world: int, init_file: str, queue) -> None:
     import torch
     import torch.distributed as dist
 
-    from gensweep.platform.worker import RayTrainContext
+    from gensweep.platform.trial.context import RayTrainContext
     from gensweep.trainables.context import LocalContext
     from gensweep.trainables.errors import Diverged
     from gensweep.trainables.gan.trainable import train_gan

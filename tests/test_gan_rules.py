@@ -6,7 +6,7 @@ import pytest
 from pydantic import ValidationError
 
 from gensweep import search_spaces
-from gensweep.platform.space import Categorical, Integer, SearchSpace
+from gensweep.platform.spec.space import Categorical, Integer, SearchSpace
 from gensweep.trainables.gan.config import GanConfig
 from gensweep.trainables.gan.rules import RULES, violations
 

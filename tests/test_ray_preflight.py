@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from gensweep.platform.runner import ClusterNotReady, require_state_api
+from gensweep.platform.sweep.setup import ClusterNotReady, require_state_api
 from gensweep.platform.spec import SpecError
 
 pytestmark = pytest.mark.slow

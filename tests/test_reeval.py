@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from gensweep.cli import main as cli_main
-from gensweep.platform.checkpoints import INFO_FILE, STATE_FILE
+from gensweep.platform.trial.checkpoints import INFO_FILE, STATE_FILE
 from gensweep.platform.data import prepare
 from gensweep.platform.results import ResultsStore, leaderboard, load_metrics
 from tests.eval_support import run_trial, save_checkpoint, tiny_data, tiny_spec  # noqa: F401 - fixtures

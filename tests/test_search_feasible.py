@@ -4,8 +4,8 @@ from __future__ import annotations
 import optuna
 import pytest
 
-from gensweep.platform.feasible import NoFeasibleSuggestion
-from gensweep.platform.search import SEARCHERS
+from gensweep.platform.sweep.feasible import NoFeasibleSuggestion
+from gensweep.platform.sweep.search import SEARCHERS
 from gensweep.platform.spec import parse_spec
 
 # wgan needs a Lipschitz constraint: (wgan, none) breaks a rule, the other three cells run

@@ -21,7 +21,7 @@ import torch
 import yaml
 
 import gensweep
-from gensweep.platform.secrets import (
+from gensweep.platform.storage.secrets import (
     CREDENTIAL_ENV_VARS,
     SecretsError,
     apply_secrets_file,
@@ -29,7 +29,7 @@ from gensweep.platform.secrets import (
     read_secrets_file,
 )
 from gensweep.platform.spec import parse_spec
-from gensweep.platform.checkpoints import STATE_FILE, CheckpointError, load_state_file
+from gensweep.platform.trial.checkpoints import STATE_FILE, CheckpointError, load_state_file
 
 PACKAGE = Path(gensweep.__file__).parent
 SOURCES = sorted(PACKAGE.rglob("*.py"))
@@ -150,7 +150,7 @@ def test_stored_failure_reasons_are_redacted(monkeypatch):
 def test_local_ray_dashboard_binds_to_loopback(monkeypatch):
     import ray
 
-    from gensweep.platform import runner
+    from gensweep.platform.sweep import setup as runner
 
     calls = []
     monkeypatch.delenv("RAY_ADDRESS", raising=False)

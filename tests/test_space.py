@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import optuna
 
-from gensweep.platform.space import SearchSpace, with_replicates
+from gensweep.platform.spec.space import SearchSpace, with_replicates
 
 SPACE = SearchSpace.model_validate(
     {

@@ -10,10 +10,11 @@ import yaml
 
 from gensweep.cli import main as cli_main
 from gensweep.platform.results import ResultsStore
-from gensweep.platform.runner import run_sweep, setup_sweep
+from gensweep.platform.sweep.runner import run_sweep
+from gensweep.platform.sweep.setup import setup_sweep
 from gensweep.platform.spec import parse_spec
-from gensweep.platform.trial import build_trainer
-from gensweep.platform.checkpoints import STATE_FILE, load_state_file
+from gensweep.platform.trial.launch import build_trainer
+from gensweep.platform.trial.checkpoints import STATE_FILE, load_state_file
 from tests.ray_support import ray_local  # noqa: F401
 
 pytestmark = pytest.mark.slow
@@ -68,7 +69,7 @@ def test_two_trial_sweep_writes_the_store(tmp_path, ray_local, capsys):
     assert "mnist-lenet" in out and all(t in out for t in metrics["trial_id"].unique())
 
     # TensorBoard event files per trial (Tune's TBX logger)
-    from gensweep.platform.dashboards import tensorboard_event_files, tensorboard_logdir
+    from gensweep.platform.sweep.dashboards import tensorboard_event_files, tensorboard_logdir
 
     assert tensorboard_event_files(tensorboard_logdir(str(tmp_path), "e2e-run"))
 

@@ -1,4 +1,4 @@
-"""A trial's torch uses the thread count Ray gave its process (gensweep.platform.worker.match_torch_threads),
+"""A trial's torch uses the thread count Ray gave its process (gensweep.platform.trial.context.match_torch_threads),
 even when torch was imported before Ray set it, as on a cluster whose Ray preloads torch."""
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from gensweep.platform.worker import match_torch_threads
+from gensweep.platform.trial.context import match_torch_threads
 
 
 @pytest.fixture
@@ -50,7 +50,7 @@ PROBE = textwrap.dedent("""
     class Trial:
         def threads(self):
             import torch
-            from gensweep.platform.worker import match_torch_threads
+            from gensweep.platform.trial.context import match_torch_threads
             before = torch.get_num_threads()
             return {"omp": os.environ.get("OMP_NUM_THREADS"), "before": before, "after": match_torch_threads()}
 

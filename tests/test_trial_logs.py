@@ -1,4 +1,4 @@
-"""Tune's per-trial logs survive a trial restart whole (gensweep.platform.trial_logs).
+"""Tune's per-trial logs survive a trial restart whole (gensweep.platform.sweep.trial_logs).
 
 Tune's own JSON and CSV loggers are driven as Tune drives them around a restart: results
 logged, the storage copy left behind (no sync since the first result), the restart, then the
@@ -14,8 +14,8 @@ import pyarrow.fs as pafs
 import pytest
 from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 
-from gensweep.platform.ray_storage import storage_for
-from gensweep.platform.trial_logs import TrialLogsUpload, upload_trial_logs
+from gensweep.platform.storage.tune_storage import storage_for
+from gensweep.platform.sweep.trial_logs import TrialLogsUpload, upload_trial_logs
 
 
 class FakeTrial:

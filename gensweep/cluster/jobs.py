@@ -101,8 +101,8 @@ def prepare_submission(
     ``gensweep==<this version>`` to the job's pip packages) or ``"ship"`` (upload this
     installation's ``gensweep`` package with the job, as a ``py_modules`` entry).
     """
-    from gensweep.platform.runner import experiment_id
     from gensweep.platform.spec import load_spec
+    from gensweep.platform.sweep.setup import experiment_id
 
     spec_path = Path(spec_path)
     spec = load_spec(spec_path)  # SpecError: nothing submitted

@@ -172,7 +172,7 @@ def _spec_text(spec_path: Optional[str]) -> str:
     from gensweep.platform.spec import SpecError, load_spec
 
     if not spec_path:
-        return (resources.files("gensweep.platform") / "default_spec.yaml").read_text()
+        return (resources.files("gensweep.platform.spec") / "default_spec.yaml").read_text()
     try:
         load_spec(spec_path)
     except SpecError as e:

@@ -10,7 +10,9 @@ from pydantic import BaseModel, ValidationError
 
 from gensweep.trainables.context import SampleFn, TrialContext
 from gensweep.trainables.diffusion.config import DiffusionConfig
-from gensweep.trainables.diffusion.trainable import checkpoint_samplers as diffusion_samplers
+from gensweep.trainables.diffusion.trainable import (
+    checkpoint_samplers as diffusion_samplers,
+)
 from gensweep.trainables.diffusion.trainable import train_diffusion
 from gensweep.trainables.gan.config import GanConfig
 from gensweep.trainables.gan.rules import violations as gan_violations

@@ -14,14 +14,34 @@ from gensweep.platform.data.manifest import (
     load_manifest,
     short_fingerprint,
 )
-from gensweep.platform.data.prepare import DatasetExistsError, ensure_mnist, mnist_uri, prepare
-from gensweep.platform.data.records import BadRecord, BadRecordError, count_bad_records, read_arrays
-from gensweep.platform.data.sources import SOURCE_KINDS, Source, SourceError, open_source, register_source
-from gensweep.platform.data.storage import StorageOptions, fsspec_filesystem, resolve
+from gensweep.platform.data.prepare import (
+    DatasetExistsError,
+    ensure_mnist,
+    mnist_uri,
+    prepare,
+)
+from gensweep.platform.data.records import (
+    BadRecord,
+    BadRecordError,
+    count_bad_records,
+    read_arrays,
+)
+from gensweep.platform.data.sources import (
+    SOURCE_KINDS,
+    Source,
+    SourceError,
+    open_source,
+    register_source,
+)
 from gensweep.platform.data.transforms import RESIZE_MODES, TargetSpec
+from gensweep.platform.storage.uris import StorageOptions, fsspec_filesystem, resolve
 
 if TYPE_CHECKING:  # pragma: no cover
-    from gensweep.platform.data.stream import BadRecordTally, ingest_execution_options, open_dataset
+    from gensweep.platform.data.stream import (
+        BadRecordTally,
+        ingest_execution_options,
+        open_dataset,
+    )
 
 _LAZY = {"open_dataset", "BadRecordTally", "ingest_execution_options"}
 

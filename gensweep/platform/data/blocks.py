@@ -1,7 +1,7 @@
 """A Train worker's share of a dataset the driver already materialized, read from the object store.
 
 When the sweep driver has materialized the prepared dataset (see
-``gensweep.platform.runner.shared_dataset``), its decoded blocks already sit in the Ray object
+``gensweep.platform.sweep.setup.shared_dataset``), its decoded blocks already sit in the Ray object
 store. Handing that dataset to ``TorchTrainer(datasets=...)`` would still make every trial start
 a ``DatasetManager`` actor and a streaming-split coordinator actor (two more worker processes,
 each importing Ray Data) and run a Ray Data executor, only to pass those same blocks on. Instead,

@@ -16,9 +16,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from gensweep.platform.data.records import BadRecordError, read_arrays, to_unit_float_chw
-from gensweep.platform.data.storage import StorageOptions
+from gensweep.platform.data.records import (
+    BadRecordError,
+    read_arrays,
+    to_unit_float_chw,
+)
 from gensweep.platform.data.stream import DECODE_BATCH_ROWS, open_dataset
+from gensweep.platform.storage.uris import StorageOptions
 
 
 def materialized_dataset(uri: str, storage: StorageOptions | None = None, *,

@@ -21,7 +21,7 @@ import json
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from gensweep.platform.data.storage import (
+from gensweep.platform.storage.uris import (
     StorageOptions,
     exists,
     join_uri,

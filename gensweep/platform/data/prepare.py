@@ -33,8 +33,15 @@ from gensweep.platform.data.manifest import (
     write_manifest_at,
 )
 from gensweep.platform.data.records import records_table
-from gensweep.platform.data.sources import MNIST_DESCRIPTION, Source, SourceError, open_source
-from gensweep.platform.data.storage import (
+from gensweep.platform.data.sources import (
+    MNIST_DESCRIPTION,
+    Source,
+    SourceError,
+    open_source,
+)
+from gensweep.platform.data.subset import stratified_indices
+from gensweep.platform.data.transforms import RESIZE_MODES, TargetSpec, transform_images
+from gensweep.platform.storage.uris import (
     StorageOptions,
     exists,
     is_local,
@@ -43,8 +50,6 @@ from gensweep.platform.data.storage import (
     redact_uri,
     resolve,
 )
-from gensweep.platform.data.subset import stratified_indices
-from gensweep.platform.data.transforms import RESIZE_MODES, TargetSpec, transform_images
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from gensweep.platform.data.manifest import Manifest, load_manifest
-from gensweep.platform.data.storage import StorageOptions, resolve
+from gensweep.platform.storage.uris import StorageOptions, resolve
 
 IMAGE, LABEL, INDEX = "image", "label", "index"
 COLUMNS = [IMAGE, LABEL, INDEX]

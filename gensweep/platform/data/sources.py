@@ -25,7 +25,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from gensweep.platform.data.storage import redact_uri
+from gensweep.platform.storage.uris import redact_uri
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
 UNLABELED = -1

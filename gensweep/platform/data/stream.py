@@ -41,7 +41,7 @@ from gensweep.platform.data.records import (
     stack_image_bytes,
     to_unit_float_chw,
 )
-from gensweep.platform.data.storage import StorageOptions, join_uri, redact_uri, resolve
+from gensweep.platform.storage.uris import StorageOptions, join_uri, redact_uri, resolve
 
 log = logging.getLogger(__name__)
 

@@ -69,13 +69,39 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # pragma: no cover
     from .backbones import BACKBONES, Backbone, BackboneRegistry, get_backbone
-    from .distances import frechet_distance, frechet_distance_sqrtm, inception_score, kid, precision_recall, trace_sqrt_product
-    from .evaluator import METRICS, EvalProtocol, compute_metrics, evaluate, generate_features, torch_distributed_all_gather
+    from .distances import (
+        frechet_distance,
+        frechet_distance_sqrtm,
+        inception_score,
+        kid,
+        precision_recall,
+        trace_sqrt_product,
+    )
+    from .evaluator import (
+        METRICS,
+        EvalProtocol,
+        compute_metrics,
+        evaluate,
+        generate_features,
+        torch_distributed_all_gather,
+    )
     from .features import extract_features, reference_features, to_unit_nchw
-    from .ladder import SampleLadder
     from .inception import INCEPTION_SHA256, InceptionV3TF, InceptionWeightsError
-    from .mnist_net import MNIST_WEIGHTS_SHA256, MnistLeNetBackbone, WeightsHashError, mnist_reference, mnist_split
-    from .refstats import ProtocolMismatch, RefStats, RefStatsKey, RefStatsRegistry, dataset_fingerprint
+    from .ladder import SampleLadder
+    from .mnist_net import (
+        MNIST_WEIGHTS_SHA256,
+        MnistLeNetBackbone,
+        WeightsHashError,
+        mnist_reference,
+        mnist_split,
+    )
+    from .refstats import (
+        ProtocolMismatch,
+        RefStats,
+        RefStatsKey,
+        RefStatsRegistry,
+        dataset_fingerprint,
+    )
     from .statistics import mean_cov
 
 __all__ = [

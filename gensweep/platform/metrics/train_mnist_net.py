@@ -23,7 +23,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from .mnist_net import MNIST_WEIGHTS_PATH, LeNet, mnist_split, sha256_file, uint8_to_unit
+from .mnist_net import (
+    MNIST_WEIGHTS_PATH,
+    LeNet,
+    mnist_split,
+    sha256_file,
+    uint8_to_unit,
+)
 
 
 def accuracy(net: nn.Module, images: torch.Tensor, labels: torch.Tensor, batch_size: int = 500) -> float:

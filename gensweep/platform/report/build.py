@@ -18,7 +18,7 @@ SECTIONS = ("leaderboard", "fid-curves", "factor-effects", "importance", "intera
 
 
 def _resolve(store: ResultsStore, experiment: str) -> str:
-    from gensweep.platform.report_text import resolve_experiment
+    from gensweep.platform.report.text import resolve_experiment
 
     return resolve_experiment(store, experiment)
 

@@ -15,7 +15,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from gensweep.platform.results import ResultsStore, backend_for_uri, leaderboard, load_metrics
+from gensweep.platform.results import (
+    ResultsStore,
+    backend_for_uri,
+    leaderboard,
+    load_metrics,
+)
 from gensweep.platform.results.schema import CONFIG_PREFIX
 
 SEED_NAMES = ("seed",)

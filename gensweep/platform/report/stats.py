@@ -148,7 +148,11 @@ class Importance:
 def infer_distribution(values: Sequence[Any]):
     """Optuna distribution of a column: categorical for strings/bools (or mixed types),
     int for ints, float for floats (log scale when positive and spanning > 1 decade)."""
-    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+    from optuna.distributions import (
+        CategoricalDistribution,
+        FloatDistribution,
+        IntDistribution,
+    )
 
     present = [v for v in values if not is_missing(v)]
     if not present:

@@ -4,9 +4,17 @@ Local path or ``s3://bucket/prefix``; append-only part files, idempotent row key
 atomic writes with retries.  See :class:`ResultsStore`, :class:`ResultsCallback`
 (Ray Tune) and the query helpers.
 """
-from .backend import BACKENDS, Backend, LocalBackend, S3Backend, backend_for_uri, register_backend
+from gensweep.platform.storage.retry import RetryExhausted, RetryPolicy, is_transient
+
+from .backend import (
+    BACKENDS,
+    Backend,
+    LocalBackend,
+    S3Backend,
+    backend_for_uri,
+    register_backend,
+)
 from .query import export, format_table, leaderboard, list_experiments, load_metrics
-from .retry import RetryExhausted, RetryPolicy, is_transient
 from .schema import TABLES, TRIAL_STATUSES, SchemaError, flatten_config, make_row_key
 from .store import ResultsStore
 

@@ -151,7 +151,7 @@ class S3Backend(Backend):
     The endpoint comes from ``endpoint_url``, else ``AWS_ENDPOINT_URL_S3`` /
     ``AWS_ENDPOINT_URL``; the region from ``region_name``, else ``AWS_REGION`` /
     ``AWS_DEFAULT_REGION``.  s3fs' and botocore's own retries are turned off so
-    that :class:`~gensweep.platform.results.retry.RetryPolicy` alone governs
+    that :class:`~gensweep.platform.storage.retry.RetryPolicy` alone governs
     retrying (one deadline, one backoff schedule).
     """
 

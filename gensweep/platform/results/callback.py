@@ -33,9 +33,9 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from ray.tune import Callback
 
+from gensweep.platform.storage.retry import RetryPolicy
 from gensweep.trainables.errors import Diverged
 
-from .retry import RetryPolicy
 from .schema import CONFIG_PREFIX, flatten, is_scalar, normalize_value, to_json
 from .schema import flatten_config as _flatten_config
 from .store import ResultsStore
@@ -590,7 +590,7 @@ def _register_exit_hook(fn: Callable[[], None]) -> None:
 
 def _redact(text: str) -> str:
     """Credential values from the environment never go into a stored reason."""
-    from gensweep.platform.secrets import redact, secret_values
+    from gensweep.platform.storage.secrets import redact, secret_values
 
     return redact(text, secret_values())
 

@@ -28,8 +28,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from gensweep.platform.storage.retry import RetryPolicy
+
 from .backend import Backend, LocalBackend, backend_for_uri, is_hidden
-from .retry import RetryPolicy
 from .schema import (
     EXPERIMENT,
     ROW_KEY,

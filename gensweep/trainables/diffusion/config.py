@@ -6,7 +6,10 @@ from typing import Any, Optional
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from gensweep.trainables.diffusion.objectives import WEIGHTINGS
-from gensweep.trainables.diffusion.parameterization import NEEDS_POSITIVE_ALPHA, PREDICTIONS
+from gensweep.trainables.diffusion.parameterization import (
+    NEEDS_POSITIVE_ALPHA,
+    PREDICTIONS,
+)
 from gensweep.trainables.diffusion.samplers import SAMPLERS, parse_setting
 from gensweep.trainables.diffusion.schedules import PATHS, get_path
 from gensweep.trainables.efficiency import EfficiencyOptions

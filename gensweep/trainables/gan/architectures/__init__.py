@@ -2,7 +2,12 @@
 
 Each module registers one architecture; importing this package registers them all.
 """
-from gensweep.trainables.gan.architectures.base import ARCHITECTURES, ArchSpec, Builder, start_resolution
 from gensweep.trainables.gan.architectures import biggan, dcgan, fastgan, resnet  # noqa: F401  (registration)
+from gensweep.trainables.gan.architectures.base import (
+    ARCHITECTURES,
+    ArchSpec,
+    Builder,
+    start_resolution,
+)
 
 __all__ = ["ARCHITECTURES", "ArchSpec", "Builder", "start_resolution"]

@@ -15,9 +15,18 @@ import torch.nn.functional as F
 from torch import nn
 
 from gensweep.trainables.gan.architectures.base import (
-    ARCHITECTURES, ArchSpec, Discriminator, Generator, attention_level, start_resolution,
+    ARCHITECTURES,
+    ArchSpec,
+    Discriminator,
+    Generator,
+    attention_level,
+    start_resolution,
 )
-from gensweep.trainables.gan.architectures.layers import CondBatchNorm, ResBlockUp, SelfAttention
+from gensweep.trainables.gan.architectures.layers import (
+    CondBatchNorm,
+    ResBlockUp,
+    SelfAttention,
+)
 from gensweep.trainables.gan.architectures.resnet import ResNetTrunk
 
 Tensor = torch.Tensor

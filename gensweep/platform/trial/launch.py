@@ -21,14 +21,20 @@ from ray.tune.integration.ray_train import TuneReportCallback
 
 from gensweep.platform.data import StorageOptions, open_dataset
 from gensweep.platform.data.blocks import SharedBlocks
-from gensweep.platform.capacity import worker_resources
-from gensweep.platform.checkpoints import checkpoint_info
-from gensweep.platform.data.storage import join_uri
-from gensweep.platform.artifacts import get_bytes, put_bytes
-from gensweep.platform.ray_storage import storage_for
-from gensweep.platform.secrets import apply_secrets_file
 from gensweep.platform.spec import ExperimentSpec
-from gensweep.platform.worker import DIVERGED_FILE, TuneInlineContext, run_family, train_loop_per_worker
+from gensweep.platform.storage.artifacts import get_bytes, put_bytes
+from gensweep.platform.storage.layout import RootLayout
+from gensweep.platform.storage.secrets import apply_secrets_file
+from gensweep.platform.storage.tune_storage import storage_for
+from gensweep.platform.storage.uris import join_uri
+from gensweep.platform.trial.checkpoints import checkpoint_info
+from gensweep.platform.trial.context import (
+    DIVERGED_FILE,
+    TuneInlineContext,
+    run_family,
+    train_loop_per_worker,
+)
+from gensweep.platform.trial.resources import worker_resources
 from gensweep.trainables.errors import Diverged
 
 GRID_KEY = "cell"
@@ -42,11 +48,21 @@ class TrialPlan:
     experiment: str
     dataset_uri: str
     eval_runtime: dict[str, Any]
-    artifacts_root: str
-    train_storage_path: str  # a local path or a URI (s3://...): see gensweep.platform.ray_storage
     results_root: str  # the results store; a resumed trial also backfills reports Tune never saw
     max_failures: int = 0
     secrets_file: Optional[str] = None  # a path; each process reads the credentials itself
+
+    @property
+    def layout(self) -> RootLayout:
+        return RootLayout(self.results_root)
+
+    @property
+    def train_storage_path(self) -> str:
+        """Tune/Train storage: a local path or a URI (see :mod:`gensweep.platform.storage.tune_storage`)."""
+        return self.layout.ray
+
+    def trial_artifacts(self, trial_id: str) -> str:
+        return self.layout.trial_artifacts(self.experiment, trial_id)
 
 
 def sampled_params(config: dict[str, Any]) -> dict[str, Any]:
@@ -70,7 +86,7 @@ def run_trial(config: dict[str, Any], plan: TrialPlan, dataset: Any = None) -> N
     apply_secrets_file(plan.secrets_file)
     spec = ExperimentSpec.model_validate_json(plan.spec_json)
     trial_id = tune.get_context().get_trial_id()
-    record = join_uri(plan.artifacts_root, plan.experiment, trial_id, DIVERGED_FILE)
+    record = join_uri(plan.trial_artifacts(trial_id), DIVERGED_FILE)
     diverged = _read_diverged(record, _storage(spec))
     if diverged is None:
         trial_cfg = spec.resolve_trial(sampled_params(config))
@@ -114,7 +130,7 @@ def worker_config(spec: ExperimentSpec, plan: TrialPlan, trial_id: str, trial_cf
                   config_columns: Optional[dict[str, Any]] = None) -> dict[str, Any]:
     """What every worker of the trial receives; the resolved config is saved with the trial."""
     storage = _storage(spec)
-    artifacts = join_uri(plan.artifacts_root, plan.experiment, trial_id)
+    artifacts = plan.trial_artifacts(trial_id)
     resolved = {"experiment": plan.experiment, "trial_id": trial_id, "family": spec.family, "config": trial_cfg,
                 "eval": {**plan.eval_runtime["protocol"], "ladder": plan.eval_runtime["eval"]["ladder"]},
                 "dataset": plan.dataset_uri,

@@ -91,7 +91,11 @@ def _storage_check(field: str, uri: str, spec: ExperimentSpec) -> Optional[str]:
 def preflight(spec: ExperimentSpec, *, address: Optional[str] = None, num_cpus: Optional[int] = None) -> list[str]:
     """Raise :class:`PreflightError` listing every problem found; return warnings."""
     from gensweep.platform.metrics.backbones import BACKBONES
-    from gensweep.platform.secrets import SecretsError, apply_secrets_file, check_permissions
+    from gensweep.platform.storage.secrets import (
+        SecretsError,
+        apply_secrets_file,
+        check_permissions,
+    )
 
     problems: list[str] = []
     warnings: list[str] = []
@@ -140,7 +144,7 @@ def _local_capacity(spec: ExperimentSpec, num_cpus: Optional[int]) -> list[str]:
     """A trial that a local Ray instance cannot place would wait forever: say which field."""
     import torch
 
-    from gensweep.platform.capacity import held_resources, trial_fits
+    from gensweep.platform.trial.resources import held_resources, trial_fits
 
     r = spec.resources
     cpus = num_cpus or os.cpu_count() or 1

@@ -6,8 +6,15 @@ import re
 
 from filelock import FileLock
 
-from gensweep.platform.data import DatasetNotFoundError, StorageOptions, ensure_mnist, load_manifest, prepare
-from gensweep.platform.data.storage import is_local, join_uri, resolve
+from gensweep.platform.data import (
+    DatasetNotFoundError,
+    StorageOptions,
+    ensure_mnist,
+    load_manifest,
+    prepare,
+)
+from gensweep.platform.storage.layout import RootLayout
+from gensweep.platform.storage.uris import is_local, resolve
 
 
 def storage_of(data) -> StorageOptions:
@@ -17,7 +24,7 @@ def storage_of(data) -> StorageOptions:
 def default_uri(data, root: str) -> str:
     base = re.sub(r"[^A-Za-z0-9]+", "-", data.source.rsplit("/", 1)[-1]).strip("-").lower() or "data"
     opts = f"{data.source}|{data.resolution}|{data.channels}|{data.resize}|{data.fraction}|{data.seed}"
-    return join_uri(root, "datasets", f"{base}-{data.resolution}px-{hashlib.sha256(opts.encode()).hexdigest()[:8]}")
+    return RootLayout(root).dataset(f"{base}-{data.resolution}px-{hashlib.sha256(opts.encode()).hexdigest()[:8]}")
 
 
 def ensure_dataset(data, root: str) -> str:

@@ -4,8 +4,14 @@ from __future__ import annotations
 
 import posixpath
 
-from gensweep.platform.data.storage import StorageOptions, is_local, read_bytes, resolve, write_bytes_atomic
-from gensweep.platform.results.retry import RetryPolicy
+from gensweep.platform.storage.retry import RetryPolicy
+from gensweep.platform.storage.uris import (
+    StorageOptions,
+    is_local,
+    read_bytes,
+    resolve,
+    write_bytes_atomic,
+)
 
 # Backoff with jitter for every artifact and Tune/Train storage call: a 30 s outage of the
 # object store costs waiting, not trials; one that lasts longer than this fails the call.

@@ -1,7 +1,7 @@
 """``gensweep resume EXPERIMENT``: finish a sweep whose driver died.
 
 At sweep start the runner saves the spec next to Tune's experiment state
-(``<ray storage>/<experiment>/gensweep_spec.yaml``; the secrets file only as its path).
+(:meth:`RootLayout.resume_spec`; the secrets file only as its path).
 Resuming loads it, prepares the same trial plan (the dataset and reference statistics are
 found, not rebuilt), builds the same ``with_parameters`` trainable and calls
 ``tune.Tuner.restore(path, trainable=..., resume_unfinished=True, resume_errored=...)``.
@@ -33,19 +33,23 @@ status.
 """
 from __future__ import annotations
 
-import argparse
 import datetime as _dt
 import os
 import posixpath
-import sys
 import time
 from typing import Any, Optional
 
 import yaml
 
 from gensweep.platform.spec import ExperimentSpec, SpecError
+from gensweep.platform.storage.layout import DEFAULT_ROOT, RootLayout
+from gensweep.platform.sweep.outcome import sweep_outcome
+from gensweep.platform.sweep.setup import (
+    optuna_storage_url,
+    setup_sweep,
+    sweep_trainable,
+)
 
-RESUME_FILE = "gensweep_spec.yaml"
 LOST_REASON = ("lost when the sweep's driver died: started after Tune's last experiment checkpoint, so the"
                " resumed sweep did not know it (another trial ran in its place)")
 
@@ -54,29 +58,11 @@ class ResumeError(SpecError):
     """Nothing to resume, or the saved state cannot be used (the CLI exits 2)."""
 
 
-def resume_spec_uri(ray_storage: str, experiment: str) -> str:
-    from gensweep.platform.data.storage import join_uri
-
-    return join_uri(ray_storage, experiment, RESUME_FILE)
-
-
-def save_resume_spec(spec: ExperimentSpec, setup: Any) -> str:
-    """Save what ``gensweep resume`` needs: the full spec (the secrets file as a path only)."""
-    from gensweep.platform.artifacts import put_bytes
-
-    doc = spec.model_dump(mode="json")
-    doc["results"]["root"] = setup.root
-    if spec.data.storage and spec.data.storage.secrets_file:
-        doc["data"]["storage"]["secrets_file"] = spec.data.storage.secrets_file
-    uri = resume_spec_uri(setup.plan.train_storage_path, setup.experiment)
-    return put_bytes(uri, yaml.safe_dump(doc, sort_keys=False).encode())
-
-
-def load_resume_spec(experiment: str, ray_storage: str) -> ExperimentSpec:
-    from gensweep.platform.artifacts import get_bytes
+def load_resume_spec(experiment: str, layout: RootLayout) -> ExperimentSpec:
     from gensweep.platform.spec import parse_spec
+    from gensweep.platform.storage.artifacts import get_bytes
 
-    uri = resume_spec_uri(ray_storage, experiment)
+    uri = layout.resume_spec(experiment)
     try:
         text = get_bytes(uri).decode()
     except FileNotFoundError:
@@ -87,17 +73,16 @@ def load_resume_spec(experiment: str, ray_storage: str) -> ExperimentSpec:
     return parse_spec(yaml.safe_load(text))
 
 
-def resume_sweep(experiment: str, *, root: str = "./gensweep_results", address: Optional[str] = None,
+def resume_sweep(experiment: str, *, root: str = DEFAULT_ROOT, address: Optional[str] = None,
                  num_cpus: Optional[int] = None, verbose: int = 1):
     from ray import tune
 
-    from gensweep.platform.ray_storage import storage_for
-    from gensweep.platform.runner import absolute_root, setup_sweep, sweep_outcome, sweep_trainable, train_storage_path
+    from gensweep.platform.storage.tune_storage import storage_for
 
     t0 = time.perf_counter()
-    root = absolute_root(root)
-    storage_uri = train_storage_path(root)
-    spec = load_resume_spec(experiment, storage_uri)
+    layout = RootLayout.of(root)
+    storage_uri = layout.ray
+    spec = load_resume_spec(experiment, layout)
     storage_path, storage_filesystem = storage_for(storage_uri)
     # a pyarrow filesystem takes the scheme-less path; a local path is used as it is
     path = (posixpath.join if storage_filesystem is not None else os.path.join)(storage_path, experiment)
@@ -130,7 +115,6 @@ def reconcile(spec: ExperimentSpec, setup: Any, tune_trials: set[str]) -> list[s
     """Give every trial the dead driver left behind a final status; returns the trial ids fixed."""
     from gensweep.platform.results import ResultsStore
     from gensweep.platform.results.schema import ROW_KEY, WRITTEN_AT
-    from gensweep.platform.runner import optuna_storage_url
 
     store = ResultsStore.open(setup.root)
     trials = store.read("trials", setup.experiment)
@@ -166,24 +150,3 @@ def _is_missing(value: Any) -> bool:
         return value is None or bool(pd.isna(value))
     except (TypeError, ValueError):
         return False
-
-
-def cmd_resume(args: argparse.Namespace) -> int:
-    try:
-        outcome = resume_sweep(args.experiment, root=args.root, address=args.address, num_cpus=args.num_cpus)
-    except SpecError as e:
-        print(f"gensweep: {e}", file=sys.stderr)
-        return 2
-    from gensweep.platform.report_text import print_outcome
-
-    print_outcome(outcome)
-    return 0 if outcome.num_errors == 0 else 1
-
-
-def register(subparsers) -> None:
-    p = subparsers.add_parser("resume", help="finish a sweep whose driver died (restores Tune's experiment state)")
-    p.add_argument("experiment", help="experiment id (as given to or printed by `gensweep run`)")
-    p.add_argument("--root", default="./gensweep_results", help="results root of the sweep (local path or s3://)")
-    p.add_argument("--address", help="Ray cluster address (default: start a local instance)")
-    p.add_argument("--num-cpus", type=int, help="CPUs for a local Ray instance (default: all)")
-    p.set_defaults(func=cmd_resume)

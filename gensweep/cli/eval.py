@@ -25,10 +25,10 @@ def register(sub) -> None:
 def eval_command(args: argparse.Namespace) -> int:
     import torch
 
-    from gensweep.platform.checkpoints import CheckpointError
     from gensweep.platform.metrics.inception import InceptionWeightsError
     from gensweep.platform.metrics.refstats import ProtocolMismatch
-    from gensweep.platform.reeval import UnknownBackbone, reevaluate
+    from gensweep.platform.trial.checkpoints import CheckpointError
+    from gensweep.platform.trial.reeval import UnknownBackbone, reevaluate
 
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     try:

@@ -9,10 +9,10 @@ from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, TrialScheduler
 from ray.tune.search import Searcher
 from ray.tune.search.optuna import OptunaSearch
 
-from gensweep.platform.feasible import FeasibleSearcher
-from gensweep.platform.space import with_replicates
 from gensweep.platform.spec import ExperimentSpec
-from gensweep.platform.trial import GRID_KEY
+from gensweep.platform.spec.space import with_replicates
+from gensweep.platform.sweep.feasible import FeasibleSearcher
+from gensweep.platform.trial.launch import GRID_KEY
 from gensweep.trainables.registry import Registry
 
 

@@ -20,8 +20,8 @@ from typing import Any, Mapping, Optional
 
 import torch
 
-from gensweep.platform.data.storage import StorageOptions, exists, read_bytes, resolve
 from gensweep.platform.results.schema import is_scalar
+from gensweep.platform.storage.uris import StorageOptions, exists, read_bytes, resolve
 
 STATE_FILE = "state.pt"
 INFO_FILE = "trial.json"

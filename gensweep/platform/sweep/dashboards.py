@@ -27,8 +27,9 @@ import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Optional, Sequence
+
+from gensweep.platform.storage.layout import RootLayout
 
 HOST = "127.0.0.1"
 OPTUNA_DASHBOARD_PORT = 8080
@@ -37,24 +38,13 @@ RAY_DASHBOARD_PORT = 8265
 
 
 # ------------------------------------------------------------------- locations
-# The two path rules below are the runner's (gensweep.platform.runner.absolute_root and
-# train_storage_path), restated so that this module does not import the runner (and torch).
-def _absolute_root(results_root: str) -> str:
-    root = os.fspath(results_root)
-    return root if "://" in root else str(Path(root).expanduser().resolve())
-
-
-def _train_storage_path(root: str) -> str:
-    return f"{root}/ray"
-
-
 def optuna_storage_url(results_root: str) -> str:
     """The Optuna storage URL the runner uses for a local results root."""
-    root = _absolute_root(results_root)
-    if "://" in root:
+    url = RootLayout.of(results_root).optuna_url
+    if url is None:
         raise ValueError(f"{results_root!r} is not a local results root; sweeps on it set "
                          "search.optuna_storage explicitly (pass that URL instead)")
-    return f"sqlite:///{root}/optuna.db"
+    return url
 
 
 def tensorboard_logdir(results_root: str, experiment: str) -> str:
@@ -64,7 +54,7 @@ def tensorboard_logdir(results_root: str, experiment: str) -> str:
     ``experiment`` may also be a spec name: on a local root the latest run's folder
     (``<name>-<UTC time>``) is returned when no folder has that exact name.
     """
-    base = _train_storage_path(_absolute_root(results_root))
+    base = RootLayout.of(results_root).ray
     path = f"{base}/{experiment}"
     if "://" not in base and not os.path.isdir(path) and os.path.isdir(base):
         runs = sorted(d for d in os.listdir(base)

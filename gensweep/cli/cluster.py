@@ -196,8 +196,8 @@ def parse_node(text: str) -> list[dict[str, float]]:
 
 
 def cmd_cluster_plan(args: argparse.Namespace) -> int:
-    from gensweep.platform.capacity import describe
     from gensweep.platform.spec import SpecError, load_spec
+    from gensweep.platform.trial.resources import describe
 
     try:
         spec = load_spec(args.spec)

@@ -4,7 +4,7 @@ Tune/Train storage is ``<results.root>/ray``. Ray's ``storage_path`` takes a loc
 scheme-less path plus a ``storage_filesystem``; for ``s3://`` the filesystem is s3fs (endpoint,
 region and profile from the AWS environment, credentials from the AWS chain, never passed)
 behind :class:`RetryingFSSpecHandler`, so checkpoint uploads and experiment-state syncs retry
-through an outage with backoff under :data:`~gensweep.platform.artifacts.STORAGE_RETRY`.
+through an outage with backoff under :data:`~gensweep.platform.storage.artifacts.STORAGE_RETRY`.
 """
 from __future__ import annotations
 
@@ -13,9 +13,14 @@ from typing import Any, Callable, Optional, TypeVar
 
 import pyarrow.fs as pafs
 
-from gensweep.platform.artifacts import STORAGE_RETRY
-from gensweep.platform.data.storage import StorageOptions, fsspec_filesystem, is_local, resolve
-from gensweep.platform.results.retry import RetryPolicy
+from gensweep.platform.storage.artifacts import STORAGE_RETRY
+from gensweep.platform.storage.retry import RetryPolicy
+from gensweep.platform.storage.uris import (
+    StorageOptions,
+    fsspec_filesystem,
+    is_local,
+    resolve,
+)
 
 T = TypeVar("T")
 

@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 import argparse
-import sys
+
+from gensweep.cli.options import add_experiment, add_root, print_err
 
 
 def register(subparsers) -> None:
@@ -12,8 +13,8 @@ def register(subparsers) -> None:
         description="Self-contained HTML ablation report: leaderboard, metric curves, per-factor effects with "
                     "bootstrap CIs, parameter importance, interaction heatmap, Pareto front, sample grids.",
     )
-    p.add_argument("experiment", help="experiment id, or a spec name (its latest run)")
-    p.add_argument("--root", default="./gensweep_results", help="results root (local path or s3://)")
+    add_experiment(p)
+    add_root(p)
     p.add_argument("-o", "--output", default="report.html", help="output HTML file (default: report.html)")
     p.add_argument("--metric", default="fid", help="metric to rank and analyse (default: fid)")
     p.add_argument("--mode", default="min", choices=["min", "max"])
@@ -27,16 +28,15 @@ def register(subparsers) -> None:
 
 
 def report_command(args: argparse.Namespace) -> int:
+    from gensweep.platform.report.build import write_report
     from gensweep.platform.results import ResultsStore
-
-    from .build import write_report
 
     store = ResultsStore.open(args.root)
     try:
         path = write_report(store, args.experiment, args.output, metric=args.metric, mode=args.mode,
                             n_boot=args.bootstrap, seed=args.seed, top=args.top, workers=args.workers)
     except KeyError as e:
-        print(f"gensweep: {e.args[0]}", file=sys.stderr)
+        print_err(e.args[0])
         return 2
     print(f"wrote {path}")
     return 0

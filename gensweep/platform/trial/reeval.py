@@ -1,7 +1,7 @@
 """Re-score a stored trial checkpoint with any backbone and N, and append the result to the store.
 
 The checkpoint says which trial it belongs to, its dataset and its evaluation settings
-(``trial.json``, see :mod:`gensweep.platform.checkpoints`). The generator is rebuilt by its
+(``trial.json``, see :mod:`gensweep.platform.trial.checkpoints`). The generator is rebuilt by its
 family, scored by the same metrics chain on the same fixed latents (``eval.latent_seed``, the
 trial's batch size and metrics), against the reference statistics of the same real images
 (the trial's reference N) under the chosen backbone, taken from the registry or computed once.
@@ -13,14 +13,18 @@ from typing import Any, Optional
 
 import torch
 
-from gensweep.platform.checkpoints import load_checkpoint
 from gensweep.platform.data import StorageOptions
-from gensweep.platform.evaluation import make_protocol, reference_key, reference_stats
 from gensweep.platform.metrics.backbones import BACKBONES, get_backbone
 from gensweep.platform.metrics.evaluator import evaluate
 from gensweep.platform.metrics.refstats import ProtocolMismatch, RefStatsKey
 from gensweep.platform.results import ResultsStore
 from gensweep.platform.results.schema import REEVAL, make_row_key
+from gensweep.platform.trial.checkpoints import load_checkpoint
+from gensweep.platform.trial.evaluation import (
+    make_protocol,
+    reference_key,
+    reference_stats,
+)
 from gensweep.trainables.families import FAMILIES
 
 # What must stay the same between the trial's reference set and the re-evaluation's: only the

@@ -1,13 +1,16 @@
-"""Terminal output: the leaderboard at the end of a sweep and the `gensweep results` commands."""
+"""Terminal output: the leaderboard at the end of a sweep and of ``gensweep results show``."""
 from __future__ import annotations
 
-import argparse
-import sys
 from typing import Any
 
 import pandas as pd
 
-from gensweep.platform.results import ResultsStore, export, format_table, leaderboard, list_experiments, load_metrics
+from gensweep.platform.results import (
+    ResultsStore,
+    format_table,
+    leaderboard,
+    load_metrics,
+)
 
 CONFIG_PREFIX = "config/"
 
@@ -69,24 +72,3 @@ def resolve_experiment(store: ResultsStore, name: str) -> str:
     if not runs:
         raise KeyError(f"no experiment {name!r} in the store; known: {', '.join(names) or 'none'}")
     return runs[-1]
-
-
-def results_command(args: argparse.Namespace) -> int:
-    store = ResultsStore.open(args.root)
-    try:
-        if args.results_command == "ls":
-            df = list_experiments(store)
-            print(format_table(df) if not df.empty else "no experiments")
-            return 0
-        experiment = resolve_experiment(store, args.experiment)
-        if args.results_command == "show":
-            table = board_table(store, experiment, metric=args.metric, mode=args.mode)
-            print(f"Leaderboard of {experiment}:")
-            print(format_table(table) if not table.empty else "  (no trial reported)")
-            return 0
-        export(store, experiment, args.output, fmt=args.format)
-        print(f"wrote {args.output}")
-        return 0
-    except KeyError as e:
-        print(f"gensweep: {e.args[0]}", file=sys.stderr)
-        return 2

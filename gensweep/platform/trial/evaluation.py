@@ -9,27 +9,28 @@ from the evaluation ladder (``eval.ladder``).
 from __future__ import annotations
 
 import dataclasses
-import os
-from pathlib import Path
 from typing import Any, Optional
 
 import torch
 
-from gensweep.platform.data import StorageOptions, load_manifest, read_arrays, short_fingerprint
+from gensweep.platform.data import (
+    StorageOptions,
+    load_manifest,
+    read_arrays,
+    short_fingerprint,
+)
 from gensweep.platform.metrics.backbones import Backbone, get_backbone
-from gensweep.platform.metrics.evaluator import EvalProtocol, evaluate, torch_distributed_all_gather
+from gensweep.platform.metrics.evaluator import (
+    EvalProtocol,
+    evaluate,
+    torch_distributed_all_gather,
+)
 from gensweep.platform.metrics.features import reference_features
 from gensweep.platform.metrics.ladder import SampleLadder
 from gensweep.platform.metrics.refstats import RefStats, RefStatsKey, RefStatsRegistry
+from gensweep.platform.storage.layout import RootLayout
 
 SPLIT = "train"
-
-
-def refstats_root(results_root: str) -> str:
-    """Reference statistics live next to the results (a local cache when results go to S3)."""
-    if "://" in results_root:
-        return str(Path(os.environ.get("GENSWEEP_CACHE", Path.home() / ".cache" / "gensweep")) / "refstats")
-    return str(Path(results_root) / "refstats")
 
 
 def make_protocol(*, backbone: str, num_samples: int, batch_size: int, latent_seed: int, metrics) -> EvalProtocol:
@@ -71,7 +72,7 @@ def reference_stats(key: RefStatsKey, dataset_uri: str, storage: StorageOptions,
         images, _ = read_arrays(dataset_uri, storage, limit=key.n)
         return reference_features(images, backbone, batch_size=batch_size)
 
-    return RefStatsRegistry(refstats_root(results_root)).get_or_compute(key, compute)
+    return RefStatsRegistry(RootLayout(results_root).refstats).get_or_compute(key, compute)
 
 
 def prepare_reference(spec, dataset_uri: str, results_root: str, device: str = "cpu") -> dict[str, Any]:
@@ -85,7 +86,7 @@ def prepare_reference(spec, dataset_uri: str, results_root: str, device: str = "
     stats = reference_stats(key, dataset_uri, storage, backbone, batch_size=spec.eval.batch_size,
                             results_root=results_root)
     return {
-        "refstats_root": refstats_root(results_root),
+        "refstats_root": RootLayout(results_root).refstats,
         "refstats_key": stats.key.slug,
         "key": stats.key.to_dict(),
         "protocol": dataclasses.asdict(eval_protocol(spec)),

@@ -22,16 +22,21 @@ from typing import Any, Iterator, Mapping, Optional
 import torch
 import torch.distributed as dist
 
-from gensweep.platform import images
-from gensweep.platform.artifacts import put_bytes
-from gensweep.platform.checkpoints import (
-    REPORT_FILE, STATE_FILE, load_state_file, read_report, report_record, write_checkpoint_dir,
-)
 from gensweep.platform.data import ShardLoader, StorageOptions
 from gensweep.platform.data.blocks import SharedBlocks
-from gensweep.platform.data.storage import join_uri
-from gensweep.platform.evaluation import WorkerEvaluator
-from gensweep.platform.secrets import apply_secrets_file
+from gensweep.platform.storage.artifacts import put_bytes
+from gensweep.platform.storage.secrets import apply_secrets_file
+from gensweep.platform.storage.uris import join_uri
+from gensweep.platform.trial import images
+from gensweep.platform.trial.checkpoints import (
+    REPORT_FILE,
+    STATE_FILE,
+    load_state_file,
+    read_report,
+    report_record,
+    write_checkpoint_dir,
+)
+from gensweep.platform.trial.evaluation import WorkerEvaluator
 from gensweep.trainables.errors import Diverged
 from gensweep.trainables.families import FAMILIES
 
@@ -174,7 +179,7 @@ class PlatformContext:
 
     def record_divergence(self, exc: Diverged) -> None:
         """Rank 0 writes where and why the trial diverged next to its artifacts, for
-        :func:`~gensweep.platform.trial.run_trial` to raise once the workers have returned
+        :func:`~gensweep.platform.trial.launch.run_trial` to raise once the workers have returned
         (every rank diverges at the same step: the check is agreed after the all-reduce)."""
         if self.rank == 0:
             record = json.dumps({"step": exc.step, "reason": exc.reason}).encode()

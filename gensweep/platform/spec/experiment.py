@@ -8,10 +8,18 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from gensweep import search_spaces
-from gensweep.platform.space import Categorical, SearchSpace, Integer
+from gensweep.platform.spec.space import Categorical, Integer, SearchSpace
 from gensweep.trainables.families import FAMILIES
 
 
@@ -84,7 +92,7 @@ class StorageConfig(_Strict):
         None,
         exclude=True,  # a path only, and still not copied into saved specs, Tune params or results
         description="YAML or INI file of credentials (e.g. aws_secret_access_key) loaded into each process's"
-        " environment; see gensweep.platform.secrets",
+        " environment; see gensweep.platform.storage.secrets",
     )
 
 
@@ -305,5 +313,5 @@ def load_spec(path: str | Path) -> ExperimentSpec:
 def default_spec() -> ExperimentSpec:
     from importlib import resources
 
-    text = (resources.files("gensweep.platform") / "default_spec.yaml").read_text()
+    text = (resources.files("gensweep.platform.spec") / "default_spec.yaml").read_text()
     return parse_spec(yaml.safe_load(text))

@@ -25,7 +25,12 @@ def register(sub) -> None:
 
 
 def prepare_command(args: argparse.Namespace) -> int:
-    from gensweep.platform.data import DatasetExistsError, SourceError, StorageOptions, prepare
+    from gensweep.platform.data import (
+        DatasetExistsError,
+        SourceError,
+        StorageOptions,
+        prepare,
+    )
 
     storage = StorageOptions(endpoint_url=args.endpoint_url, region=args.region, profile=args.profile)
     try:

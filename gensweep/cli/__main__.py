@@ -1,0 +1,5 @@
+import sys
+
+from gensweep.cli import main
+
+sys.exit(main())

@@ -1,0 +1,51 @@
+"""``gensweep results ls|show|export``: query the results store (no Ray needed)."""
+from __future__ import annotations
+
+import argparse
+
+from gensweep.cli.options import add_experiment, add_root, print_err
+
+
+def register(sub) -> None:
+    res = sub.add_parser("results", help="query the results store (no Ray needed)")
+    add_root(res)
+    rsub = res.add_subparsers(dest="results_command", required=True)
+    rsub.add_parser("ls", help="list experiments")
+    show = rsub.add_parser("show", help="leaderboard of an experiment")
+    add_experiment(show)
+    show.add_argument("--metric", default="fid")
+    show.add_argument("--mode", default="min", choices=["min", "max"])
+    exp = rsub.add_parser("export", help="export an experiment's metrics")
+    exp.add_argument("experiment")
+    exp.add_argument("--format", default="csv", choices=["csv", "parquet"])
+    exp.add_argument("-o", "--output", required=True)
+    res.set_defaults(func=results_command)
+
+
+def results_command(args: argparse.Namespace) -> int:
+    from gensweep.platform.report.text import board_table, resolve_experiment
+    from gensweep.platform.results import (
+        ResultsStore,
+        export,
+        format_table,
+        list_experiments,
+    )
+
+    store = ResultsStore.open(args.root)
+    try:
+        if args.results_command == "ls":
+            df = list_experiments(store)
+            print(format_table(df) if not df.empty else "no experiments")
+            return 0
+        experiment = resolve_experiment(store, args.experiment)
+        if args.results_command == "show":
+            table = board_table(store, experiment, metric=args.metric, mode=args.mode)
+            print(f"Leaderboard of {experiment}:")
+            print(format_table(table) if not table.empty else "  (no trial reported)")
+            return 0
+        export(store, experiment, args.output, fmt=args.format)
+        print(f"wrote {args.output}")
+        return 0
+    except KeyError as e:
+        print_err(e.args[0])
+        return 2

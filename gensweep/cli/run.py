@@ -1,0 +1,45 @@
+"""``gensweep run [SPEC]``: run a sweep (no SPEC: the embedded default MNIST GAN sweep)."""
+from __future__ import annotations
+
+import argparse
+
+from gensweep.cli.options import add_ray, print_err
+
+
+def register(sub) -> None:
+    run = sub.add_parser("run", help="run a sweep (no SPEC: the embedded default MNIST GAN sweep)")
+    run.add_argument("spec", nargs="?", help="experiment spec YAML")
+    run.add_argument("--dry-run", action="store_true",
+                     help="print the resolved spec (and the launcher each trial resolves to) and exit")
+    run.add_argument("--experiment", help="experiment id (default: <spec name>-<UTC time>)")
+    run.add_argument("--results-root", help="override results.root")
+    add_ray(run)
+    run.set_defaults(func=cmd_run)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from gensweep.platform.spec import SpecError, default_spec, load_spec
+
+    try:
+        spec = load_spec(args.spec) if args.spec else default_spec()
+        if args.results_root:
+            spec = spec.model_copy(update={"results": spec.results.model_copy(update={"root": args.results_root})})
+    except SpecError as e:
+        print_err(str(e))
+        return 2
+    if args.dry_run:
+        res = spec.resources
+        print(spec.to_yaml(), end="")
+        print(f"# each trial runs with launcher {res.trial_launcher} (resources.launcher: {res.launcher},"
+              f" workers: {res.workers})")
+        return 0
+    from gensweep.platform.report.text import print_outcome
+    from gensweep.platform.sweep.runner import run_sweep
+
+    try:
+        outcome = run_sweep(spec, address=args.address, experiment=args.experiment, num_cpus=args.num_cpus)
+    except SpecError as e:  # the preflight (storage, data, resources) failed: nothing started
+        print_err(str(e))
+        return 2
+    print_outcome(outcome)
+    return 0 if outcome.num_errors == 0 else 1

@@ -1,0 +1,106 @@
+"""Every path under a results root, in one place.
+
+A results root is a local folder or an ``s3://bucket/prefix`` URI; every sweep, ``gensweep
+resume``, the dashboards and the CLI find what a sweep wrote through :class:`RootLayout`::
+
+    <root>/
+      experiments/ trials/ metrics/ artifacts/   the results store's tables (Parquet parts)
+      artifacts/<experiment>/<trial>/            a trial's resolved config, sample grids, divergence record
+      ray/<experiment>/                          Tune's experiment state and Train checkpoints
+      ray/<experiment>/gensweep_spec.yaml        the spec saved at sweep start (for ``gensweep resume``)
+      datasets/<name>-<res>px-<hash>/            prepared datasets (Parquet shards + manifest)
+      refstats/                                  reference statistics (local roots; see ``refstats``)
+      optuna.db                                  the Optuna study storage (local roots)
+      .journal/                                  the results callback's write-ahead journal (local roots)
+
+For an object-storage root the SQLite study storage and the journal cannot live there (SQLite
+needs a local file, the journal must be written before every flush): the study storage is then
+``search.optuna_storage`` and the journal a local cache folder named after the root.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+from gensweep.platform.storage.uris import join_uri
+
+DEFAULT_ROOT = "./gensweep_results"
+RESUME_FILE = "gensweep_spec.yaml"
+
+
+def cache_dir() -> Path:
+    """gensweep's local cache (``$GENSWEEP_CACHE``, else ``~/.cache/gensweep``)."""
+    return Path(os.environ.get("GENSWEEP_CACHE", Path.home() / ".cache" / "gensweep"))
+
+
+def absolute_root(root: str | os.PathLike) -> str:
+    """A URI as given; a local path made absolute (so Ray workers in other folders find it)."""
+    root = os.fspath(root)
+    return root if "://" in root else str(Path(root).expanduser().resolve())
+
+
+@dataclass(frozen=True)
+class RootLayout:
+    """The folders and files of one results root (``root`` absolute, or a URI)."""
+
+    root: str
+
+    @classmethod
+    def of(cls, root: str | os.PathLike) -> "RootLayout":
+        return cls(absolute_root(root))
+
+    @property
+    def is_local(self) -> bool:
+        return "://" not in self.root
+
+    # ---------------------------------------------------------------- Tune / Train
+    @property
+    def ray(self) -> str:
+        """Tune's and Train's ``storage_path``: experiment state and checkpoints."""
+        return f"{self.root}/ray"
+
+    def ray_experiment(self, experiment: str) -> str:
+        return f"{self.ray}/{experiment}"
+
+    def resume_spec(self, experiment: str) -> str:
+        """The spec a sweep saved at its start, beside Tune's experiment state."""
+        return join_uri(self.ray, experiment, RESUME_FILE)
+
+    # ---------------------------------------------------------------- trial files
+    @property
+    def artifacts(self) -> str:
+        return f"{self.root}/artifacts"
+
+    def trial_artifacts(self, experiment: str, trial_id: str) -> str:
+        return join_uri(self.artifacts, experiment, trial_id)
+
+    # ---------------------------------------------------------------- data and statistics
+    @property
+    def datasets(self) -> str:
+        return join_uri(self.root, "datasets")
+
+    def dataset(self, name: str) -> str:
+        return join_uri(self.datasets, name)
+
+    @property
+    def refstats(self) -> str:
+        """Reference statistics: beside the results on a local root, else in the local cache."""
+        if self.is_local:
+            return str(Path(self.root) / "refstats")
+        return str(cache_dir() / "refstats")
+
+    # ---------------------------------------------------------------- driver-side state
+    @property
+    def optuna_url(self) -> Optional[str]:
+        """``sqlite:///<root>/optuna.db`` on a local root; None on object storage."""
+        return f"sqlite:///{self.root}/optuna.db" if self.is_local else None
+
+    @property
+    def journal(self) -> str:
+        """Folder of the results callback's write-ahead journal."""
+        if self.is_local:
+            return str(Path(self.root) / ".journal")
+        return str(cache_dir() / "journal" / hashlib.sha256(self.root.encode()).hexdigest()[:16])

@@ -1,0 +1,68 @@
+"""Run a sweep: prepare data and reference statistics once (:mod:`.setup`), then Tune x Train."""
+from __future__ import annotations
+
+import time
+from typing import Optional
+
+from gensweep.platform.spec import ExperimentSpec
+from gensweep.platform.sweep.outcome import SweepOutcome, sweep_outcome
+from gensweep.platform.sweep.setup import (
+    experiment_id,
+    optuna_storage_for,
+    results_callback,
+    save_resume_spec,
+    setup_sweep,
+    sweep_trainable,
+)
+
+
+def run_sweep(
+    spec: ExperimentSpec,
+    *,
+    address: Optional[str] = None,
+    experiment: Optional[str] = None,
+    num_cpus: Optional[int] = None,
+    verbose: int = 1,
+) -> SweepOutcome:
+    from ray import tune
+
+    from gensweep.platform.storage.tune_storage import storage_for
+    from gensweep.platform.sweep.search import SCHEDULERS, SEARCHERS
+    from gensweep.platform.sweep.trial_logs import TrialLogsUpload
+    from gensweep.platform.trial.resources import concurrency, node_resources
+
+    t0 = time.perf_counter()
+    setup = setup_sweep(spec, experiment or experiment_id(spec), address, num_cpus)
+    save_resume_spec(spec, setup)
+    at_once, why = concurrency(spec, node_resources())
+    print(f"[gensweep] {why}", flush=True)
+    spec = spec.model_copy(update={"search": spec.search.model_copy(update={"max_concurrent": at_once})})
+    exp = setup.experiment
+    search = SEARCHERS.get(spec.search.algorithm)(spec, optuna_storage_for(spec, setup.root), exp)
+    storage_path, storage_filesystem = storage_for(setup.plan.train_storage_path)
+    tuner = tune.Tuner(
+        sweep_trainable(spec, setup),
+        param_space=search.param_space,
+        tune_config=tune.TuneConfig(
+            search_alg=search.search_alg,
+            scheduler=SCHEDULERS.get(spec.scheduler.kind)(spec),
+            num_samples=search.num_samples,
+            max_concurrent_trials=spec.search.max_concurrent,
+            metric=spec.search.metric,
+            mode=spec.search.mode,
+            # a finished trial's actor (its process, with torch and the platform imported) runs the
+            # next trial: every trial asks for the same resources (see README, "Per-trial cost")
+            reuse_actors=True,
+        ),
+        run_config=tune.RunConfig(
+            name=exp,
+            storage_path=storage_path,
+            storage_filesystem=storage_filesystem,
+            # the results store's callback; Tune's own per-trial logs kept whole across restarts
+            callbacks=[results_callback(spec, setup), TrialLogsUpload()],
+            # an inline trial's actor is its worker: Tune restarts it from its latest checkpoint
+            failure_config=tune.FailureConfig(max_failures=spec.resources.trial_restarts),
+            verbose=verbose,
+        ),
+    )
+    return sweep_outcome(spec, setup, tuner.fit(), t0)

@@ -1,0 +1,133 @@
+"""The package's shape: import direction, no import cycle, small modules, a flat-free platform/.
+
+Import direction is held by the import-linter contracts in pyproject.toml (``lint-imports``
+runs the same check); cycles are found here on the full module graph, imports inside function
+bodies included (grimp reads every import statement).
+"""
+from __future__ import annotations
+
+import ast
+import pathlib
+import re
+
+import grimp
+import pytest
+from importlinter.cli import lint_imports
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+PACKAGE = ROOT / "gensweep"
+MAX_LINES = 400
+MAX_PLATFORM_MODULES = 5
+
+
+@pytest.fixture(scope="module")
+def graph():
+    return grimp.build_graph("gensweep", cache_dir=None)
+
+
+def strongly_connected(graph) -> list[set[str]]:
+    """Tarjan's algorithm over module -> directly imported module (iterative)."""
+    modules = sorted(graph.modules)
+    succ = {m: sorted(graph.find_modules_directly_imported_by(m)) for m in modules}
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    on_stack: set[str] = set()
+    stack: list[str] = []
+    out: list[set[str]] = []
+    counter = 0
+    for root in modules:
+        if root in index:
+            continue
+        work = [(root, 0)]
+        while work:
+            node, i = work.pop()
+            if i == 0:
+                index[node] = low[node] = counter
+                counter += 1
+                stack.append(node)
+                on_stack.add(node)
+            children = succ[node]
+            if i < len(children):
+                work.append((node, i + 1))
+                child = children[i]
+                if child not in index:
+                    work.append((child, 0))
+                elif child in on_stack:
+                    low[node] = min(low[node], index[child])
+                continue
+            if low[node] == index[node]:
+                comp = set()
+                while True:
+                    w = stack.pop()
+                    on_stack.discard(w)
+                    comp.add(w)
+                    if w == node:
+                        break
+                if len(comp) > 1:
+                    out.append(comp)
+            if work:
+                parent = work[-1][0]
+                low[parent] = min(low[parent], low[node])
+    return out
+
+
+def test_no_import_cycle_anywhere(graph):
+    cycles = strongly_connected(graph)
+    assert not cycles, "import cycles (function-body imports included):\n" + "\n".join(
+        " <-> ".join(sorted(c)) for c in cycles)
+
+
+def test_cycle_finder_finds_a_cycle():
+    class Fake:
+        modules = {"a", "b", "c", "d"}
+        edges = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}
+
+        def find_modules_directly_imported_by(self, m):
+            return self.edges[m]
+
+    assert strongly_connected(Fake()) == [{"a", "b", "c"}]
+
+
+def test_import_contracts_are_kept(capsys):
+    """cli -> cluster -> platform.sweep -> platform.trial | report -> data | metrics | results | spec
+    -> storage -> trainables; trainables import neither Ray nor the platform."""
+    rc = lint_imports(config_filename=str(ROOT / "pyproject.toml"), cache_dir=None)
+    out = capsys.readouterr().out
+    assert "2 kept, 0 broken" in out and rc == 0, out
+
+
+def _modules():
+    return sorted(p for p in PACKAGE.rglob("*.py") if "__pycache__" not in p.parts)
+
+
+def test_no_module_over_400_lines():
+    long = {str(p.relative_to(ROOT)): n for p in _modules() if (n := len(p.read_text().splitlines())) > MAX_LINES}
+    assert not long, f"modules over {MAX_LINES} lines: {long}"
+
+
+def test_platform_is_a_set_of_stages():
+    direct = sorted(p.name for p in (PACKAGE / "platform").glob("*.py"))
+    assert len(direct) <= MAX_PLATFORM_MODULES, direct
+
+
+def test_readme_layout_names_existing_paths():
+    text = (ROOT / "README.md").read_text()
+    section = text.split("## Layout", 1)[1].split("\n## ", 1)[0]
+    paths = set(re.findall(r"`(gensweep/[\w/.]+)`", section))
+    assert len(paths) >= 10, "the Layout section shows the tree"
+    missing = sorted(p for p in paths if not (ROOT / p.rstrip("/")).exists())
+    assert not missing, f"README Layout names paths that do not exist: {missing}"
+
+
+def test_docstrings_hold_no_measurements():
+    """Measured numbers go stale in docstrings: they live in BENCHMARKS.md."""
+    measured = re.compile(r"\bmeasured\b|\d+(\.\d+)?\s*(img/s|it/s|steps/s)\b|\d+(\.\d+)?x (faster|slower)", re.I)
+    hits = []
+    for path in _modules():
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+                doc = ast.get_docstring(node) or ""
+                if measured.search(doc):
+                    hits.append(f"{path.relative_to(ROOT)}:{getattr(node, 'lineno', 1)}")
+    assert not hits, f"docstrings with measurements (move them to BENCHMARKS.md): {hits}"
