@@ -26,7 +26,8 @@ from gensweep.platform.data import (
     resolve,
     short_fingerprint,
 )
-from gensweep.platform.data.sources import SOURCE_KINDS, ArraySource, _mnist_arrays
+from gensweep.platform.data.sources import SOURCE_KINDS, ArraySource
+from gensweep.platform.data.sources.mnist import mnist_arrays
 from gensweep.platform.data.subset import class_quotas, stratified_indices
 
 REPO = Path(__file__).resolve().parents[1]
@@ -34,7 +35,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="module")
 def mnist_raw():
-    images, labels = _mnist_arrays()
+    images, labels = mnist_arrays()
     return images[..., 0], labels
 
 

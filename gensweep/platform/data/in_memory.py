@@ -1,11 +1,10 @@
 """A small prepared dataset decoded once in the driver and put into the object store.
 
 :func:`open_dataset` (Ray Data read + decode tasks) followed by ``materialize()`` gives the same
-rows, but starts a Ray Data executor and waits for its read and decode tasks to get CPUs: for the
-5,000 MNIST digits on a 2-core machine 1.9 s warm (5.4 s as a process's first call), against
-0.05 s (0.9 s) for reading the shards with pyarrow here and handing the decoded blocks to
-``ray.data.from_arrow`` (``benchmarks/bench_sweep_start.py``, BENCHMARKS.md). A sweep pays it
-before its first trial starts, so it weighs on sweep utilisation.
+rows, but starts a Ray Data executor and waits for its read and decode tasks to get CPUs, which
+costs far more than reading the shards with pyarrow here and handing the decoded blocks to
+``ray.data.from_arrow`` (the numbers: ``benchmarks/bench_sweep_start.py``, BENCHMARKS.md). A sweep
+pays it before its first trial starts, so it weighs on sweep utilisation.
 
 The rows and columns are those of :func:`open_dataset` (``image`` float32 NCHW in [-1, 1],
 ``label``, ``index``; index order). Bad records under ``bad_records="fail"`` raise the same

@@ -26,7 +26,7 @@ Shipped weights ``weights/mnist_lenet_v1.pt`` were produced by::
     python -m gensweep.platform.metrics.train_mnist_net
 
 (seed 0, deterministic algorithms, 2 CPU threads, 20 epochs of Adam with
-random +-2 px shifts, ~25 s on 2 idle cores; re-running reproduces the file
+random +-2 px shifts; re-running reproduces the file
 bit for bit on the same torch build), reaching 98.2 % accuracy (982/1000) on
 the 1000 held-out digits.
 """

@@ -51,7 +51,7 @@ def match_torch_threads() -> int:
     Ray sets ``OMP_NUM_THREADS`` to a task's or actor's CPU share when it assigns the process,
     and torch reads it only when first imported. A process that imported torch earlier, such as
     a worker of a cluster whose Ray preloads torch (``preload_python_modules``), keeps a thread
-    per core: measured here, two 1-CPU trials on two cores then trained 5x slower (BENCHMARKS.md).
+    per core, and concurrent trials then oversubscribe the cores (the slowdown: BENCHMARKS.md).
     """
     want = os.environ.get("OMP_NUM_THREADS", "")
     if want.isdigit() and int(want) > 0 and torch.get_num_threads() != int(want):
