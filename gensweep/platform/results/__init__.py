@@ -15,7 +15,8 @@ from .backend import (
     register_backend,
 )
 from .query import export, format_table, leaderboard, list_experiments, load_metrics
-from .schema import TABLES, TRIAL_STATUSES, SchemaError, flatten_config, make_row_key
+from .schema import TABLES, SchemaError, flatten_config, make_row_key
+from .status import TrialStatus
 from .store import ResultsStore
 
 __all__ = [
@@ -32,7 +33,7 @@ __all__ = [
     "is_transient",
     "SchemaError",
     "TABLES",
-    "TRIAL_STATUSES",
+    "TrialStatus",
     "flatten_config",
     "make_row_key",
     "load_metrics",

@@ -10,6 +10,7 @@ import pandas as pd
 
 from .backend import LocalBackend, backend_for_uri
 from .schema import CONFIG_PREFIX, REEVAL, TABLES
+from .status import TrialStatus
 from .store import ResultsStore
 
 _INTERNAL = ("row_key", "written_at")
@@ -123,7 +124,7 @@ def leaderboard(
     board = pd.DataFrame([records[k] for k in records], columns=columns)
     if board.empty:
         return board
-    board["status"] = board["status"].where(board["status"].notna(), "running")
+    board["status"] = board["status"].where(board["status"].notna(), TrialStatus.RUNNING.value)
     board = board.sort_values(
         [best_col, "trial_id"], ascending=[mode == "min", True], na_position="last", kind="stable"
     ).reset_index(drop=True)

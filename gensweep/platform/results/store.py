@@ -35,11 +35,11 @@ from .schema import (
     EXPERIMENT,
     ROW_KEY,
     TABLES,
-    TERMINAL_STATUSES,
     WRITTEN_AT,
     normalize_rows,
     table_spec,
 )
+from .status import TrialStatus
 
 logger = logging.getLogger(__name__)
 
@@ -129,7 +129,7 @@ def dedupe_indices(table: pa.Table, name: str) -> list[int]:
     df[_ORDER] = range(len(df))
     keys = [WRITTEN_AT, _ORDER] if WRITTEN_AT in df.columns else [_ORDER]
     if name == "trials" and "status" in df.columns:
-        df["__terminal"] = df["status"].isin(TERMINAL_STATUSES)
+        df["__terminal"] = df["status"].isin(TrialStatus.terminals())
         keys = ["__terminal", *keys]
     df = df.sort_values(keys, kind="stable", na_position="first")
     kept = df.drop_duplicates(ROW_KEY, keep="last")[_ORDER]
