@@ -1,12 +1,12 @@
 """Results store: experiments, trials, metrics and artifacts as a Parquet dataset.
 
-Local path or ``s3://bucket/prefix``; append-only part files, idempotent row keys,
-atomic writes with retries.  See :class:`ResultsStore`, :class:`ResultsCallback`
-(Ray Tune) and the query helpers.
+Local path or ``s3://bucket/prefix`` (one backend per URI scheme, see :mod:`.backends`);
+append-only part files, idempotent row keys, atomic writes with retries.  See
+:class:`ResultsStore`, :class:`ResultsCallback` (Ray Tune) and the query helpers.
 """
 from gensweep.platform.storage.retry import RetryExhausted, RetryPolicy, is_transient
 
-from .backend import (
+from .backends import (
     BACKENDS,
     Backend,
     LocalBackend,
