@@ -15,6 +15,7 @@ from .backends import (
     register_backend,
 )
 from .query import export, format_table, leaderboard, list_experiments, load_metrics
+from .rows import metrics_row
 from .schema import TABLES, SchemaError, flatten_config, make_row_key
 from .status import TrialStatus
 from .store import ResultsStore
@@ -36,6 +37,7 @@ __all__ = [
     "TrialStatus",
     "flatten_config",
     "make_row_key",
+    "metrics_row",
     "load_metrics",
     "leaderboard",
     "list_experiments",
