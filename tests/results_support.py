@@ -72,7 +72,7 @@ def rewrite_big_batch_forever(uri: str, experiment: str, n_rows: int, ready_file
 
 def write_then_hang_before_rename(uri: str, experiment: str, n_rows: int, ready_file: str) -> None:
     """Local writer that stalls after writing its temp file, before the atomic rename."""
-    import gensweep.platform.results.backend as backend_mod
+    import gensweep.platform.results.backends.local as backend_mod
 
     real_replace = os.replace
 

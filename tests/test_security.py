@@ -140,7 +140,7 @@ def test_tune_does_not_copy_credentials_into_trial_runtime_envs(monkeypatch):
 
 
 def test_stored_failure_reasons_are_redacted(monkeypatch):
-    from gensweep.platform.results.callback import _redact
+    from gensweep.platform.results.errors import redact_reason as _redact
 
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "planted-secret-123456")
     assert _redact("ClientError: bad key planted-secret-123456 for bucket") == "ClientError: bad key *** for bucket"

@@ -1,12 +1,12 @@
 """Results store: experiments, trials, metrics and artifacts as a Parquet dataset.
 
-Local path or ``s3://bucket/prefix``; append-only part files, idempotent row keys,
-atomic writes with retries.  See :class:`ResultsStore`, :class:`ResultsCallback`
-(Ray Tune) and the query helpers.
+Local path or ``s3://bucket/prefix`` (one backend per URI scheme, see :mod:`.backends`);
+append-only part files, idempotent row keys, atomic writes with retries.  See
+:class:`ResultsStore`, :class:`ResultsCallback` (Ray Tune) and the query helpers.
 """
 from gensweep.platform.storage.retry import RetryExhausted, RetryPolicy, is_transient
 
-from .backend import (
+from .backends import (
     BACKENDS,
     Backend,
     LocalBackend,
@@ -15,7 +15,9 @@ from .backend import (
     register_backend,
 )
 from .query import export, format_table, leaderboard, list_experiments, load_metrics
-from .schema import TABLES, TRIAL_STATUSES, SchemaError, flatten_config, make_row_key
+from .rows import metrics_row
+from .schema import TABLES, SchemaError, flatten_config, make_row_key
+from .status import TrialStatus
 from .store import ResultsStore
 
 __all__ = [
@@ -32,9 +34,10 @@ __all__ = [
     "is_transient",
     "SchemaError",
     "TABLES",
-    "TRIAL_STATUSES",
+    "TrialStatus",
     "flatten_config",
     "make_row_key",
+    "metrics_row",
     "load_metrics",
     "leaderboard",
     "list_experiments",

@@ -8,8 +8,9 @@ from typing import Any, Iterable, Sequence
 
 import pandas as pd
 
-from .backend import LocalBackend, backend_for_uri
+from .backends import backend_for_uri
 from .schema import CONFIG_PREFIX, REEVAL, TABLES
+from .status import TrialStatus
 from .store import ResultsStore
 
 _INTERNAL = ("row_key", "written_at")
@@ -123,7 +124,7 @@ def leaderboard(
     board = pd.DataFrame([records[k] for k in records], columns=columns)
     if board.empty:
         return board
-    board["status"] = board["status"].where(board["status"].notna(), "running")
+    board["status"] = board["status"].where(board["status"].notna(), TrialStatus.RUNNING.value)
     board = board.sort_values(
         [best_col, "trial_id"], ascending=[mode == "min", True], na_position="last", kind="stable"
     ).reset_index(drop=True)
@@ -216,8 +217,6 @@ def export(
         if name == "metrics" and not df.empty:
             df = df.sort_values(["trial_id", "step"], kind="stable")
         path = root if single else backend.join(root, f"{name}.{fmt}")
-        if isinstance(backend, LocalBackend) and os.path.dirname(path):
-            os.makedirs(os.path.dirname(path), exist_ok=True)
         store.retry.call(lambda p=path, d=_encode(df, fmt): backend.write_bytes(p, d), what=f"export {path}")
         out.append(backend.uri(path))
     return out

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Mapping
 from urllib.parse import quote
 
+from .status import TrialStatus
+
 ROW_KEY = "row_key"
 WRITTEN_AT = "written_at"
 EXPERIMENT = "experiment"
@@ -22,9 +24,6 @@ CONFIG_PREFIX = "config/"
 # True on a metrics row made by re-scoring a stored checkpoint (``gensweep eval``), not by the
 # training loop; such rows may use another backbone or N, so leaderboards leave them out.
 REEVAL = "reeval"
-
-TRIAL_STATUSES = ("running", "completed", "stopped", "diverged", "failed")
-TERMINAL_STATUSES = frozenset(TRIAL_STATUSES) - {"running"}
 
 
 class SchemaError(ValueError):
@@ -56,9 +55,9 @@ class TableSpec:
 
 def _check_trial(row: Mapping[str, Any], index: int) -> None:
     status = row.get("status")
-    if status not in TRIAL_STATUSES:
+    if status not in TrialStatus.values():
         raise SchemaError(
-            f"trials row {index}: column 'status' is {status!r}, expected one of {TRIAL_STATUSES}"
+            f"trials row {index}: column 'status' is {status!r}, expected one of {TrialStatus.values()}"
         )
 
 

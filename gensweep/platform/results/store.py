@@ -17,7 +17,6 @@ from __future__ import annotations
 import datetime as _dt
 import io
 import logging
-import os
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -30,16 +29,16 @@ import pyarrow.parquet as pq
 
 from gensweep.platform.storage.retry import RetryPolicy
 
-from .backend import Backend, LocalBackend, backend_for_uri, is_hidden
+from .backends import Backend, backend_for_uri, is_hidden
 from .schema import (
     EXPERIMENT,
     ROW_KEY,
     TABLES,
-    TERMINAL_STATUSES,
     WRITTEN_AT,
     normalize_rows,
     table_spec,
 )
+from .status import TrialStatus
 
 logger = logging.getLogger(__name__)
 
@@ -129,7 +128,7 @@ def dedupe_indices(table: pa.Table, name: str) -> list[int]:
     df[_ORDER] = range(len(df))
     keys = [WRITTEN_AT, _ORDER] if WRITTEN_AT in df.columns else [_ORDER]
     if name == "trials" and "status" in df.columns:
-        df["__terminal"] = df["status"].isin(TERMINAL_STATUSES)
+        df["__terminal"] = df["status"].isin(TrialStatus.terminals())
         keys = ["__terminal", *keys]
     df = df.sort_values(keys, kind="stable", na_position="first")
     kept = df.drop_duplicates(ROW_KEY, keep="last")[_ORDER]
@@ -315,22 +314,8 @@ class ResultsStore:
         return len(paths)
 
     def clean_temp(self, older_than_s: float = 3600.0) -> int:
-        """Remove stale hidden temp files left by killed local writers; returns how many."""
-        if not isinstance(self.backend, LocalBackend):  # only local disk leaves temp files
-            return 0
-        removed = 0
-        cutoff = time.time() - older_than_s
-        for folder, _dirs, files in os.walk(self.root):
-            for name in files:
-                if name.startswith(".") and name.endswith(".tmp"):
-                    path = os.path.join(folder, name)
-                    try:
-                        if os.stat(path).st_mtime < cutoff:
-                            os.unlink(path)
-                            removed += 1
-                    except FileNotFoundError:
-                        pass
-        return removed
+        """Remove stale temp files left by killed writers (local disk); returns how many."""
+        return self.backend.clean_temp(self.root, older_than_s)
 
     # ---------------------------------------------------------- conveniences
     def log_experiment(self, experiment: str, **fields: Any) -> list[str]:

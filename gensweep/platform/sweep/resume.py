@@ -113,19 +113,19 @@ def _trial_ids(grid: Any) -> set[str]:
 
 def reconcile(spec: ExperimentSpec, setup: Any, tune_trials: set[str]) -> list[str]:
     """Give every trial the dead driver left behind a final status; returns the trial ids fixed."""
-    from gensweep.platform.results import ResultsStore
+    from gensweep.platform.results import ResultsStore, TrialStatus
     from gensweep.platform.results.schema import ROW_KEY, WRITTEN_AT
 
     store = ResultsStore.open(setup.root)
     trials = store.read("trials", setup.experiment)
     fixed: list[str] = []
     if not trials.empty:
-        lost = trials[(trials["status"] == "running") & ~trials["trial_id"].isin(tune_trials)]
+        lost = trials[(trials["status"] == TrialStatus.RUNNING) & ~trials["trial_id"].isin(tune_trials)]
         rows = []
         now = _dt.datetime.now(_dt.timezone.utc)
         for _, row in lost.iterrows():
             new = {k: v for k, v in row.items() if k not in (ROW_KEY, WRITTEN_AT) and not _is_missing(v)}
-            new.update(status="failed", reason=LOST_REASON, ended_at=now)
+            new.update(status=TrialStatus.FAILED.value, reason=LOST_REASON, ended_at=now)
             rows.append(new)
             fixed.append(str(row["trial_id"]))
         if rows:

@@ -157,13 +157,12 @@ class PlatformContext:
         if not self._results:
             return
         try:
-            from gensweep.platform.results import ResultsStore
+            from gensweep.platform.results import ResultsStore, metrics_row
 
             r = self._results
             metrics = report["metrics"]
-            row = {k: v for k, v in metrics.items() if k not in ("experiment", "trial_id", "row_key", "written_at")}
-            row.update(experiment=r["experiment"], trial_id=r["trial_id"], step=metrics["step"],
-                       wall_time_s=float(report["reported_at"]), backfilled=True, **r.get("columns", {}))
+            row = metrics_row(r["experiment"], r["trial_id"], metrics["step"], metrics,
+                              wall_time_s=report["reported_at"], columns=r.get("columns"), backfilled=True)
             stamp = datetime.datetime.fromtimestamp(float(report["reported_at"]), tz=datetime.timezone.utc)
             ResultsStore.open(r["root"]).write("metrics", [row], written_at=stamp)
         except Exception:  # noqa: BLE001 - a backfill must never stop the trial

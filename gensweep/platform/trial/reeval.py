@@ -17,7 +17,7 @@ from gensweep.platform.data import StorageOptions
 from gensweep.platform.metrics.backbones import BACKBONES, get_backbone
 from gensweep.platform.metrics.evaluator import evaluate
 from gensweep.platform.metrics.refstats import ProtocolMismatch, RefStatsKey
-from gensweep.platform.results import ResultsStore
+from gensweep.platform.results import ResultsStore, metrics_row
 from gensweep.platform.results.schema import REEVAL, make_row_key
 from gensweep.platform.trial.checkpoints import load_checkpoint
 from gensweep.platform.trial.evaluation import (
@@ -79,16 +79,8 @@ def reevaluate(
         if j == 0:
             scores.update(result)
     experiment, trial_id, step = info["experiment"], info["trial_id"], int(state["step"])
-    row = {
-        "experiment": experiment,
-        "trial_id": trial_id,
-        "step": step,
-        **scores,
-        REEVAL: True,
-        "checkpoint": checkpoint,
-        "eval_time_s": time.perf_counter() - t0,
-        "wall_time_s": time.time(),
-        "row_key": make_row_key(experiment, trial_id, step, REEVAL, name, n),
-    }
+    row = metrics_row(experiment, trial_id, step, scores, wall_time_s=time.time(), **{REEVAL: True},
+                      checkpoint=checkpoint, eval_time_s=time.perf_counter() - t0,
+                      row_key=make_row_key(experiment, trial_id, step, REEVAL, name, n))
     ResultsStore.open(root).write("metrics", [row])
     return row
