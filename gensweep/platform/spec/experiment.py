@@ -232,13 +232,20 @@ class ExperimentSpec(_Strict):
         implied = {"resolution": self.data.resolution, "channels": self.data.channels, "seed": self.seed}
         return {**{k: v for k, v in implied.items() if k in cfg_fields}, **self.trainable}
 
-    def resolve_trial(self, sampled: dict[str, Any]) -> dict[str, Any]:
-        """The full, validated trainable config of one trial; an infeasible combination raises
+    def trial_config(self, sampled: dict[str, Any]) -> BaseModel:
+        """The family's config model of one trial, validated once; an infeasible combination raises
         :class:`InfeasibleConfig` with the family's rule messages."""
-        problems = self.violations(sampled)
-        if problems:
-            raise InfeasibleConfig(f"infeasible trial config {sampled}: " + "; ".join(problems))
-        return FAMILIES.get(self.family).config.model_validate({**self.trial_defaults(), **sampled}).model_dump()
+        try:
+            return FAMILIES.get(self.family).config.model_validate({**self.trial_defaults(), **sampled})
+        except ValidationError:
+            problems = self.violations(sampled)  # only on failure: the messages, field errors first
+            if not problems:
+                raise
+        raise InfeasibleConfig(f"infeasible trial config {sampled}: " + "; ".join(problems))
+
+    def resolve_trial(self, sampled: dict[str, Any]) -> dict[str, Any]:
+        """The full, validated trainable config of one trial as plain data (:meth:`trial_config`)."""
+        return self.trial_config(sampled).model_dump()
 
     def violations(self, sampled: dict[str, Any]) -> list[str]:
         """Why the trial config of ``sampled`` parameters cannot run (the family's rules); [] when it can."""
