@@ -11,6 +11,7 @@ import torch
 from gensweep.platform.trial.checkpoints import checkpoint_info, write_checkpoint_dir
 from gensweep.platform.data import prepare
 from gensweep.platform.trial.evaluation import WorkerEvaluator, prepare_reference
+from gensweep.platform.trial.handoff import EvalRuntime
 from gensweep.platform.metrics import mnist_split
 from gensweep.platform.spec import parse_spec
 from gensweep.trainables.context import LocalContext
@@ -57,7 +58,7 @@ def batches_of(dataset: str, batch_size: int):
     return batches
 
 
-def run_trial(spec, dataset: str, root: Path) -> tuple[LocalContext, dict[str, Any]]:
+def run_trial(spec, dataset: str, root: Path) -> tuple[LocalContext, EvalRuntime]:
     """One trial in-process, scored by the platform's evaluator; returns its context and eval runtime."""
     runtime = prepare_reference(spec, dataset, str(root))
     evaluator = WorkerEvaluator.from_config(runtime, torch.device("cpu"))
@@ -67,7 +68,7 @@ def run_trial(spec, dataset: str, root: Path) -> tuple[LocalContext, dict[str, A
     return ctx, runtime
 
 
-def save_checkpoint(directory: Path, ctx: LocalContext, spec, dataset: str, root: Path, runtime: dict[str, Any],
+def save_checkpoint(directory: Path, ctx: LocalContext, spec, dataset: str, root: Path, runtime: EvalRuntime,
                     trial_id: str = "t0") -> str:
     """The last state of an in-process trial, written as the platform writes a trial checkpoint."""
     directory.mkdir(parents=True)

@@ -89,7 +89,7 @@ def test_cycle_finder_finds_a_cycle():
 
 
 def test_import_contracts_are_kept(capsys):
-    """cli -> cluster -> platform.sweep -> platform.trial | report -> data | metrics | results | spec
+    """cli -> cluster -> platform.sweep -> platform.trial | report -> spec -> data | metrics | results
     -> storage -> trainables; trainables import neither Ray nor the platform."""
     rc = lint_imports(config_filename=str(ROOT / "pyproject.toml"), cache_dir=None)
     out = capsys.readouterr().out

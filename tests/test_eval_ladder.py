@@ -60,7 +60,7 @@ def test_a_trial_is_scored_along_the_ladder_against_one_reference_set(tiny_data,
     assert [r["eval_n"] for r in ctx.reports] == [40, 70, 100]
     assert all(r["fid"] > 0 and r["backbone"] == "mnist-lenet" for r in ctx.reports)
     # one reference set (ref_samples real images) for every rung; only the fake N moves
-    assert runtime["key"]["n"] == 200 and {r["refstats_key"] for r in ctx.reports} == {runtime["refstats_key"]}
+    assert runtime.key.n == 200 and {r["refstats_key"] for r in ctx.reports} == {runtime.refstats_key}
     evaluator = WorkerEvaluator.from_config(runtime, torch.device("cpu"))
     assert {r["eval_protocol"] for r in ctx.reports} == {evaluator.backbone.protocol}
     assert [evaluator.protocol_at(s).kid_subset_size for s in (4, 8, 12)] == [40, 70, 100]

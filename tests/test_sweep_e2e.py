@@ -75,7 +75,7 @@ def test_two_trial_sweep_writes_the_store(tmp_path, ray_local, capsys):
 
     # reference statistics were computed once, by the driver, and are reused by the next sweep
     setup = setup_sweep(spec, "e2e-again")
-    assert setup.plan.eval_runtime["computed"] is False
+    assert setup.plan.eval_runtime.computed is False
 
 
 def test_train_launcher_runs_the_same_loop_in_a_torch_trainer(tmp_path, ray_local):

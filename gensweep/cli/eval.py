@@ -26,6 +26,7 @@ def eval_command(args: argparse.Namespace) -> int:
     import torch
 
     from gensweep.platform.metrics.inception import InceptionWeightsError
+    from gensweep.platform.metrics.protocol import METRICS
     from gensweep.platform.metrics.refstats import ProtocolMismatch
     from gensweep.platform.trial.checkpoints import CheckpointError
     from gensweep.platform.trial.reeval import UnknownBackbone, reevaluate
@@ -37,7 +38,8 @@ def eval_command(args: argparse.Namespace) -> int:
     except (UnknownBackbone, CheckpointError, ProtocolMismatch, InceptionWeightsError, FileNotFoundError) as e:
         print(f"gensweep: {e}", file=sys.stderr)
         return 2
-    scores = ", ".join(f"{k}={v:.4g}" for k, v in row.items() if k in ("fid", "kid", "precision", "recall", "is"))
+    shown = set(METRICS.shown_columns())
+    scores = ", ".join(f"{k}={v:.4g}" for k, v in row.items() if k in shown)
     print(f"{row['experiment']} / {row['trial_id']} step {row['step']}: {scores}"
           f" ({row['backbone']}, N={row['eval_n']}); appended to the metrics table")
     return 0

@@ -7,7 +7,8 @@
 * :mod:`.statistics` -- ``mean_cov``
 * :mod:`.distances`  -- ``frechet_distance``, ``kid``, ``precision_recall``, ``inception_score``
 * :mod:`.refstats`   -- ``RefStatsKey``, ``RefStats``, ``RefStatsRegistry``, ``ProtocolMismatch``
-* :mod:`.evaluator`  -- ``EvalProtocol``, ``evaluate``, ``torch_distributed_all_gather`` (no Ray import)
+* :mod:`.protocol`   -- ``METRICS`` (metric name -> registered function, paper, columns), ``EvalProtocol``
+* :mod:`.evaluator`  -- ``evaluate``, ``compute_metrics``, ``torch_distributed_all_gather`` (no Ray import)
 * :mod:`.ladder`     -- ``SampleLadder`` (fake-sample N per training step)
 """
 
@@ -45,8 +46,10 @@ _EXPORTS = {
     "RefStatsRegistry": "refstats",
     "ProtocolMismatch": "refstats",
     "dataset_fingerprint": "refstats",
-    "METRICS": "evaluator",
-    "EvalProtocol": "evaluator",
+    "METRICS": "protocol",
+    "EvalProtocol": "protocol",
+    "Metric": "protocol",
+    "MetricRegistry": "protocol",
     "evaluate": "evaluator",
     "generate_features": "evaluator",
     "compute_metrics": "evaluator",
@@ -78,8 +81,6 @@ if TYPE_CHECKING:  # pragma: no cover
         trace_sqrt_product,
     )
     from .evaluator import (
-        METRICS,
-        EvalProtocol,
         compute_metrics,
         evaluate,
         generate_features,
@@ -95,6 +96,7 @@ if TYPE_CHECKING:  # pragma: no cover
         mnist_reference,
         mnist_split,
     )
+    from .protocol import METRICS, EvalProtocol, Metric, MetricRegistry
     from .refstats import (
         ProtocolMismatch,
         RefStats,
@@ -134,6 +136,8 @@ __all__ = [
     "dataset_fingerprint",
     "METRICS",
     "EvalProtocol",
+    "Metric",
+    "MetricRegistry",
     "evaluate",
     "generate_features",
     "compute_metrics",

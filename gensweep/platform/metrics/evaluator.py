@@ -9,22 +9,20 @@ back in batch order, so the metrics equal those of a single process on the
 same latents.  This module must not import Ray: it runs inside training
 workers, which pass a gather callable (see :func:`torch_distributed_all_gather`).
 
-Metrics: FID (Heusel et al. 2017), KID (Bińkowski et al. 2018), improved
-precision/recall (Kynkäänniemi et al. 2019), Inception Score (Salimans et al. 2016).
+The metrics are the registered functions of :mod:`.protocol` (``METRICS``: FID, KID,
+improved precision/recall, Inception Score), each with its paper.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
 
 from .backbones import Backbone
-from .distances import frechet_distance, inception_score, kid, precision_recall
+from .protocol import METRICS, EvalProtocol
 from .refstats import ProtocolMismatch, RefStats
-from .statistics import mean_cov
 
 __all__ = [
     "METRICS",
@@ -35,47 +33,8 @@ __all__ = [
     "torch_distributed_all_gather",
 ]
 
-METRICS = ("fid", "kid", "pr", "is")
-
 SampleFn = Callable[[int, int], torch.Tensor]
 AllGather = Callable[[torch.Tensor], Sequence[torch.Tensor]]
-
-
-@dataclass(frozen=True)
-class EvalProtocol:
-    """How a generator is scored: backbone, sample count, batching, shared latent seed and metric options."""
-
-    backbone: str = "mnist-lenet"
-    num_samples: int = 5000
-    batch_size: int = 250
-    latent_seed: int = 0
-    metrics: tuple[str, ...] = ("fid",)
-    kid_subsets: int = 100
-    kid_subset_size: int = 1000
-    kid_seed: int = 0
-    pr_k: int = 3
-    is_splits: int = 10
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "metrics", tuple(self.metrics))
-        unknown = [m for m in self.metrics if m not in METRICS]
-        if unknown:
-            raise ValueError(f"unknown metrics {unknown}; allowed: {', '.join(METRICS)}")
-        if self.num_samples < 2 or self.batch_size < 1:
-            raise ValueError(f"need num_samples >= 2 and batch_size >= 1; got {self.num_samples}, {self.batch_size}")
-
-    def with_samples(self, n: int) -> "EvalProtocol":
-        """The same protocol for ``n`` fake samples (batches and KID subsets no larger than ``n``).
-
-        For ``n <= num_samples`` this equals the protocol one would build for ``n`` directly."""
-        return replace(
-            self, num_samples=n, batch_size=min(self.batch_size, n), kid_subset_size=min(self.kid_subset_size, n)
-        )
-
-    def batches(self) -> list[tuple[int, int]]:
-        """(batch index, image count) of every generation batch, in order."""
-        n, b = self.num_samples, self.batch_size
-        return [(i, min(b, n - i * b)) for i in range((n + b - 1) // b)]
 
 
 def _check_resolution(ref: RefStats, images: torch.Tensor) -> None:
@@ -99,9 +58,10 @@ def generate_features(
         raise ValueError("world_size > 1 needs an all_gather callable")
     if not 0 <= rank < world_size:
         raise ValueError(f"rank {rank} outside world_size {world_size}")
-    want_logits = "is" in protocol.metrics
+    logits_for = protocol.logits_metrics()
+    want_logits = bool(logits_for)
     if want_logits and not backbone.has_logits:
-        raise ValueError(f"metric 'is' needs logits; backbone {backbone.name!r} has none")
+        raise ValueError(f"metric {logits_for[0]!r} needs logits; backbone {backbone.name!r} has none")
     backbone.eval()
     width = backbone.feature_dim + (int(getattr(backbone, "num_classes", 10)) if want_logits else 0)
 
@@ -142,24 +102,11 @@ def generate_features(
 
 
 def compute_metrics(fake: dict[str, np.ndarray], ref: RefStats, protocol: EvalProtocol) -> dict[str, float]:
-    """Metrics of generated ``fake`` features (and logits) against reference statistics ``ref``."""
-    feats = fake["features"]
+    """Metrics of generated ``fake`` features (and logits) against reference statistics ``ref``:
+    each of the protocol's metrics, through the registry (:data:`~.protocol.METRICS`)."""
     out: dict[str, float] = {}
-    if "fid" in protocol.metrics:
-        mu, sigma = mean_cov(feats)
-        out["fid"] = frechet_distance(ref.mu, ref.sigma, mu, sigma)
-    if "kid" in protocol.metrics:
-        out["kid"], out["kid_std"] = kid(
-            ref.features, feats, subsets=protocol.kid_subsets, subset_size=protocol.kid_subset_size, seed=protocol.kid_seed
-        )
-    if "pr" in protocol.metrics:
-        real = ref.features
-        if len(real) > len(feats):  # equal-size sets, as Kynkäänniemi et al.; fixed subset
-            idx = np.sort(np.random.default_rng(0).choice(len(real), len(feats), replace=False))
-            real = real[idx]
-        out["precision"], out["recall"] = precision_recall(real, feats, k=protocol.pr_k)
-    if "is" in protocol.metrics:
-        out["is"], out["is_std"] = inception_score(fake["logits"], splits=protocol.is_splits)
+    for metric in protocol.selected():
+        out.update(metric(fake, ref, protocol))
     return out
 
 

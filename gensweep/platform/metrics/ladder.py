@@ -28,6 +28,10 @@ class SampleLadder:
         """From spec-style rungs ``[{"until_step": 300, "num_samples": 250}, ...]``."""
         return cls(int(full), tuple((int(r["until_step"]), int(r["num_samples"])) for r in rungs))
 
+    def to_rungs(self) -> list[dict[str, int]]:
+        """The spec-style rungs again (the inverse of :meth:`from_rungs`)."""
+        return [{"until_step": until_step, "num_samples": n} for until_step, n in self.rungs]
+
     def num_samples(self, step: int) -> int:
         for until_step, n in self.rungs:
             if step <= until_step:

@@ -5,11 +5,12 @@ A bad field fails here, naming the field and the allowed values, before Ray star
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     ValidationError,
@@ -19,6 +20,7 @@ from pydantic import (
 )
 
 from gensweep import search_spaces
+from gensweep.platform.metrics.protocol import METRICS
 from gensweep.platform.spec.space import Categorical, Integer, SearchSpace
 from gensweep.trainables.families import FAMILIES
 
@@ -114,12 +116,23 @@ class LadderRung(_Strict):
     num_samples: int = Field(ge=2, description="fake samples of those evaluations")
 
 
+def _registered_metric(name: Any) -> Any:
+    if not (isinstance(name, str) and name in METRICS):
+        allowed = [repr(n) for n in METRICS.names()]
+        raise ValueError("must be one of " + (f"{', '.join(allowed[:-1])} or {allowed[-1]}" if len(allowed) > 1
+                                              else allowed[0]))
+    return name
+
+
+MetricName = Annotated[str, BeforeValidator(_registered_metric)]  # a name in the metrics registry
+
+
 class EvalConfig(_Strict):
     backbone: str = "mnist-lenet"
     num_samples: int = Field(1000, ge=2, description="fake samples per evaluation (after the ladder: all of them)")
     ref_samples: int | None = Field(None, ge=2, description="real images for reference statistics; None: all")
     batch_size: int = Field(250, ge=1)
-    metrics: list[Literal["fid", "kid", "pr", "is"]] = Field(default_factory=lambda: ["fid"], min_length=1)
+    metrics: list[MetricName] = Field(default_factory=lambda: ["fid"], min_length=1)
     latent_seed: int = 1234
     ladder: list[LadderRung] = Field(
         default_factory=list,
@@ -219,13 +232,20 @@ class ExperimentSpec(_Strict):
         implied = {"resolution": self.data.resolution, "channels": self.data.channels, "seed": self.seed}
         return {**{k: v for k, v in implied.items() if k in cfg_fields}, **self.trainable}
 
-    def resolve_trial(self, sampled: dict[str, Any]) -> dict[str, Any]:
-        """The full, validated trainable config of one trial; an infeasible combination raises
+    def trial_config(self, sampled: dict[str, Any]) -> BaseModel:
+        """The family's config model of one trial, validated once; an infeasible combination raises
         :class:`InfeasibleConfig` with the family's rule messages."""
-        problems = self.violations(sampled)
-        if problems:
-            raise InfeasibleConfig(f"infeasible trial config {sampled}: " + "; ".join(problems))
-        return FAMILIES.get(self.family).config.model_validate({**self.trial_defaults(), **sampled}).model_dump()
+        try:
+            return FAMILIES.get(self.family).config.model_validate({**self.trial_defaults(), **sampled})
+        except ValidationError:
+            problems = self.violations(sampled)  # only on failure: the messages, field errors first
+            if not problems:
+                raise
+        raise InfeasibleConfig(f"infeasible trial config {sampled}: " + "; ".join(problems))
+
+    def resolve_trial(self, sampled: dict[str, Any]) -> dict[str, Any]:
+        """The full, validated trainable config of one trial as plain data (:meth:`trial_config`)."""
+        return self.trial_config(sampled).model_dump()
 
     def violations(self, sampled: dict[str, Any]) -> list[str]:
         """Why the trial config of ``sampled`` parameters cannot run (the family's rules); [] when it can."""

@@ -107,12 +107,12 @@ def setup_sweep(spec: ExperimentSpec, experiment: str, address: Optional[str] = 
     print(f"[gensweep] experiment {experiment}; results under {root}", flush=True)
     dataset_uri = ensure_dataset(spec.data, root)
     eval_runtime = prepare_reference(spec, dataset_uri, root)
-    print(f"[gensweep] dataset {dataset_uri}; reference statistics {eval_runtime['refstats_key']}"
-          f" ({'computed' if eval_runtime['computed'] else 'reused'})", flush=True)
+    print(f"[gensweep] dataset {dataset_uri}; reference statistics {eval_runtime.refstats_key}"
+          f" ({'computed' if eval_runtime.computed else 'reused'})", flush=True)
     start_ray(address, num_cpus)
     require_state_api()
     plan = TrialPlan(
-        spec_json=spec.model_dump_json(),
+        spec=spec,
         experiment=experiment,
         dataset_uri=dataset_uri,
         eval_runtime=eval_runtime,

@@ -22,6 +22,7 @@ import torch
 
 from gensweep.platform.results.schema import is_scalar
 from gensweep.platform.storage.uris import StorageOptions, exists, read_bytes, resolve
+from gensweep.platform.trial.handoff import EvalRuntime
 
 STATE_FILE = "state.pt"
 INFO_FILE = "trial.json"
@@ -36,7 +37,7 @@ INFO_KEYS = ("experiment", "trial_id", "family", "dataset", "results_root", "sto
 
 
 def checkpoint_info(*, experiment: str, trial_id: str, family: str, dataset: str, results_root: str,
-                    storage: Mapping[str, Any], eval_runtime: Mapping[str, Any]) -> dict[str, Any]:
+                    storage: Mapping[str, Any], eval_runtime: EvalRuntime) -> dict[str, Any]:
     """What ``trial.json`` holds (plain JSON; storage options carry no secrets)."""
     return {
         "experiment": experiment,
@@ -45,8 +46,8 @@ def checkpoint_info(*, experiment: str, trial_id: str, family: str, dataset: str
         "dataset": dataset,
         "results_root": results_root,
         "storage": dict(storage),
-        "eval": dict(eval_runtime["eval"]),
-        "reference": dict(eval_runtime["key"]),
+        "eval": dict(eval_runtime.settings),
+        "reference": eval_runtime.key.to_dict(),
     }
 
 

@@ -11,6 +11,7 @@ The trainable only sees the context interface, so its loop is the same in both.
 """
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import json
 import logging
@@ -22,7 +23,7 @@ from typing import Any, Iterator, Mapping, Optional
 import torch
 import torch.distributed as dist
 
-from gensweep.platform.data import ShardLoader, StorageOptions
+from gensweep.platform.data import ShardLoader
 from gensweep.platform.data.blocks import SharedBlocks
 from gensweep.platform.storage.artifacts import put_bytes
 from gensweep.platform.storage.secrets import apply_secrets_file
@@ -37,6 +38,7 @@ from gensweep.platform.trial.checkpoints import (
     write_checkpoint_dir,
 )
 from gensweep.platform.trial.evaluation import WorkerEvaluator
+from gensweep.platform.trial.handoff import WorkerConfig
 from gensweep.trainables.errors import Diverged
 from gensweep.trainables.families import FAMILIES
 
@@ -65,29 +67,28 @@ class PlatformContext:
     rank: int = 0
     world_size: int = 1
 
-    def __init__(self, cfg: Mapping[str, Any], shard: Any, device: torch.device):
+    def __init__(self, cfg: WorkerConfig, shard: Any, device: torch.device):
         match_torch_threads()
         self.t0 = time.perf_counter()
         self.started_at = time.time()  # epoch seconds: places the loop on the trial's timeline
         self.device = device
-        self.config = dict(cfg["trial"])
-        data = cfg["data"]
+        self.config = dict(cfg.trial)
         self._loader = ShardLoader(
             shard,
             batch_size=self.config["batch_size"],
-            seed=int(data["seed"]) * 7919 + int(self.config.get("seed", 0)),
+            seed=cfg.data_seed * 7919 + int(self.config.get("seed", 0)),
             rank=self.rank,
-            hflip=bool(data.get("hflip", False)),
+            hflip=cfg.hflip,
             device=self.device,
         )
-        self._evaluator = WorkerEvaluator.from_config(cfg["eval_runtime"], device=self.device)
-        self._artifacts = cfg["artifacts_uri"]
-        self._checkpoint_info = cfg["checkpoint_info"]
-        self._storage = StorageOptions(**(cfg.get("storage") or {}))
+        self._evaluator = WorkerEvaluator.from_config(cfg.eval_runtime, device=self.device)
+        self._artifacts = cfg.artifacts_uri
+        self._checkpoint_info = cfg.checkpoint_info
+        self._storage = cfg.storage
         self._resumed_from: Optional[int] = None
         self._resumed_report: Optional[dict[str, Any]] = None  # the report saved with that checkpoint
         self._reported = False
-        self._results = cfg.get("results")  # {root, experiment, trial_id, columns}: for backfills
+        self._results = dataclasses.asdict(cfg.results)  # {root, experiment, trial_id, columns}: for backfills
 
     # -- data --------------------------------------------------------------------------
     def epoch_batches(self, epoch: int) -> Iterator[Mapping[str, torch.Tensor]]:
@@ -192,16 +193,15 @@ class PlatformContext:
 
 
 class RayTrainContext(PlatformContext):
-    def __init__(self, cfg: Mapping[str, Any]):
+    def __init__(self, cfg: WorkerConfig):
         import ray.train
         import ray.train.torch
 
         ctx = ray.train.get_context()
         self.rank = ctx.get_world_rank()
         self.world_size = ctx.get_world_size()
-        shared = cfg.get("shared_blocks")  # the driver's materialized dataset (see trial.build_trainer)
-        if shared is not None:
-            shard = SharedBlocks(**shared).shard(self.rank, self.world_size)
+        if cfg.shared_blocks is not None:  # the driver's materialized dataset (see trial.build_trainer)
+            shard = SharedBlocks(**cfg.shared_blocks).shard(self.rank, self.world_size)
         else:
             shard = ray.train.get_dataset_shard("train")
         super().__init__(cfg, shard, ray.train.torch.get_device())
@@ -243,8 +243,8 @@ class RayTrainContext(PlatformContext):
 class TuneInlineContext(PlatformContext):
     """One worker, in the Tune trial actor itself: no worker group to start, no extra hop."""
 
-    def __init__(self, cfg: Mapping[str, Any], dataset: Any):
-        device = torch.device("cuda" if torch.cuda.is_available() and cfg.get("use_gpu") else "cpu")
+    def __init__(self, cfg: WorkerConfig, dataset: Any):
+        device = torch.device("cuda" if torch.cuda.is_available() and cfg.use_gpu else "cpu")
         super().__init__(cfg, dataset, device)
 
     def _report(self, metrics: dict[str, Any], checkpoint_dir: Optional[str]) -> None:
@@ -259,11 +259,11 @@ class TuneInlineContext(PlatformContext):
         return tune.get_checkpoint()
 
 
-def run_family(cfg: Mapping[str, Any], ctx: PlatformContext) -> Optional[Diverged]:
+def run_family(cfg: WorkerConfig, ctx: PlatformContext) -> Optional[Diverged]:
     """Run the family's loop; a divergence is recorded and returned, not raised, so that Train
     does not restart the worker group for it (it would only diverge again)."""
     try:
-        FAMILIES.get(cfg["family"]).train(ctx)
+        FAMILIES.get(cfg.family).train(ctx)
     except Diverged as exc:
         ctx.record_divergence(exc)
         return exc
@@ -271,7 +271,8 @@ def run_family(cfg: Mapping[str, Any], ctx: PlatformContext) -> Optional[Diverge
     return None
 
 
-def train_loop_per_worker(cfg: dict[str, Any]) -> None:
-    """Ray Train's per-worker entry point."""
-    apply_secrets_file(cfg.get("secrets_file"))
+def train_loop_per_worker(plain: dict[str, Any]) -> None:
+    """Ray Train's per-worker entry point; ``plain``: :meth:`WorkerConfig.to_plain`."""
+    cfg = WorkerConfig.from_plain(plain)
+    apply_secrets_file(cfg.secrets_file)
     run_family(cfg, RayTrainContext(cfg))

@@ -8,7 +8,6 @@ from the evaluation ladder (``eval.ladder``).
 """
 from __future__ import annotations
 
-import dataclasses
 from typing import Any, Optional
 
 import torch
@@ -20,15 +19,13 @@ from gensweep.platform.data import (
     short_fingerprint,
 )
 from gensweep.platform.metrics.backbones import Backbone, get_backbone
-from gensweep.platform.metrics.evaluator import (
-    EvalProtocol,
-    evaluate,
-    torch_distributed_all_gather,
-)
+from gensweep.platform.metrics.evaluator import evaluate, torch_distributed_all_gather
 from gensweep.platform.metrics.features import reference_features
 from gensweep.platform.metrics.ladder import SampleLadder
+from gensweep.platform.metrics.protocol import EvalProtocol
 from gensweep.platform.metrics.refstats import RefStats, RefStatsKey, RefStatsRegistry
 from gensweep.platform.storage.layout import RootLayout
+from gensweep.platform.trial.handoff import EvalRuntime
 
 SPLIT = "train"
 
@@ -75,24 +72,25 @@ def reference_stats(key: RefStatsKey, dataset_uri: str, storage: StorageOptions,
     return RefStatsRegistry(RootLayout(results_root).refstats).get_or_compute(key, compute)
 
 
-def prepare_reference(spec, dataset_uri: str, results_root: str, device: str = "cpu") -> dict[str, Any]:
-    """Compute (or find) the reference statistics; return the picklable runtime config for workers.
+def prepare_reference(spec, dataset_uri: str, results_root: str, device: str = "cpu") -> EvalRuntime:
+    """Compute (or find) the reference statistics; return what the workers need to score trials.
 
     The reference set is fixed by ``eval.ref_samples``; the evaluation ladder changes only how
-    many fake samples each evaluation draws (``eval.ladder``, carried in ``"eval"``)."""
+    many fake samples each evaluation draws (``eval.ladder``)."""
     storage = StorageOptions(**(spec.data.storage.model_dump() if spec.data.storage else {}))
     backbone = get_backbone(spec.eval.backbone).to(device)
     key = reference_key(dataset_uri, storage, backbone, spec.eval.ref_samples)
     stats = reference_stats(key, dataset_uri, storage, backbone, batch_size=spec.eval.batch_size,
                             results_root=results_root)
-    return {
-        "refstats_root": RootLayout(results_root).refstats,
-        "refstats_key": stats.key.slug,
-        "key": stats.key.to_dict(),
-        "protocol": dataclasses.asdict(eval_protocol(spec)),
-        "eval": spec.eval.model_dump(mode="json"),
-        "computed": stats.computed,
-    }
+    protocol = eval_protocol(spec)
+    return EvalRuntime(
+        refstats_root=RootLayout(results_root).refstats,
+        key=stats.key,
+        protocol=protocol,
+        ladder=SampleLadder(protocol.num_samples, tuple((r.until_step, r.num_samples) for r in spec.eval.ladder)),
+        settings=spec.eval.model_dump(mode="json"),
+        computed=stats.computed,
+    )
 
 
 class WorkerEvaluator:
@@ -107,12 +105,9 @@ class WorkerEvaluator:
         self.backbone = get_backbone(protocol.backbone).to(device)
 
     @classmethod
-    def from_config(cls, runtime: dict[str, Any], device: torch.device) -> "WorkerEvaluator":
-        key = RefStatsKey(**runtime["key"])
-        ref = RefStatsRegistry(runtime["refstats_root"]).load(key)
-        protocol = EvalProtocol(**runtime["protocol"])
-        ladder = SampleLadder.from_rungs(protocol.num_samples, runtime["eval"]["ladder"])
-        return cls(protocol, ref, device, ladder)
+    def from_config(cls, runtime: EvalRuntime, device: torch.device) -> "WorkerEvaluator":
+        ref = RefStatsRegistry(runtime.refstats_root).load(runtime.key)
+        return cls(runtime.protocol, ref, device, runtime.ladder)
 
     def protocol_at(self, step: int) -> EvalProtocol:
         return self.protocol.with_samples(self.ladder.num_samples(step))

@@ -1,14 +1,15 @@
 """One Tune trial: its training loop inline in the Tune trial actor, or one Ray Train
 ``TorchTrainer`` run (the Train V2 pattern), as ``resources.launcher`` resolves.
 
-The Tune function trainable resolves and saves the trial's config and opens the prepared
-dataset with Ray Data. Inline, it runs the loop itself and reports through ``ray.tune.report``;
+The Tune function trainable resolves (validates once) and saves the trial's config and opens
+the prepared dataset with Ray Data; the spec it reads was validated once, by the driver. Inline, it runs the loop itself and reports through ``ray.tune.report``;
 a restarted trial resumes from its latest Tune checkpoint. Otherwise it launches the
 TorchTrainer; Train reports reach Tune through ``TuneReportCallback``, and the Train run is
 named after the trial, so a restarted trial finds its own checkpoints and resumes from the latest.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass
 from typing import Any, Optional
@@ -34,6 +35,7 @@ from gensweep.platform.trial.context import (
     run_family,
     train_loop_per_worker,
 )
+from gensweep.platform.trial.handoff import EvalRuntime, ResultsTarget, WorkerConfig
 from gensweep.platform.trial.resources import worker_resources
 from gensweep.trainables.errors import Diverged
 
@@ -44,10 +46,10 @@ GRID_KEY = "cell"
 class TrialPlan:
     """Everything a trial needs besides its sampled parameters (picklable, no secrets)."""
 
-    spec_json: str
+    spec: ExperimentSpec  # validated once, by the driver; unpickling does not validate it again
     experiment: str
     dataset_uri: str
-    eval_runtime: dict[str, Any]
+    eval_runtime: EvalRuntime
     results_root: str  # the results store; a resumed trial also backfills reports Tune never saw
     max_failures: int = 0
     secrets_file: Optional[str] = None  # a path; each process reads the credentials itself
@@ -84,7 +86,7 @@ def run_trial(config: dict[str, Any], plan: TrialPlan, dataset: Any = None) -> N
     finds its divergence record and raises it again at once, without training.
     """
     apply_secrets_file(plan.secrets_file)
-    spec = ExperimentSpec.model_validate_json(plan.spec_json)
+    spec = plan.spec
     trial_id = tune.get_context().get_trial_id()
     record = join_uri(plan.trial_artifacts(trial_id), DIVERGED_FILE)
     diverged = _read_diverged(record, _storage(spec))
@@ -127,31 +129,35 @@ def config_columns(config: dict[str, Any]) -> dict[str, Any]:
 
 
 def worker_config(spec: ExperimentSpec, plan: TrialPlan, trial_id: str, trial_cfg: dict[str, Any],
-                  config_columns: Optional[dict[str, Any]] = None) -> dict[str, Any]:
-    """What every worker of the trial receives; the resolved config is saved with the trial."""
+                  config_columns: Optional[dict[str, Any]] = None) -> WorkerConfig:
+    """What every worker of the trial receives; the resolved config is saved with the trial.
+
+    ``trial_cfg``: the trial's trainable config as :meth:`ExperimentSpec.resolve_trial` validated it."""
     storage = _storage(spec)
     artifacts = plan.trial_artifacts(trial_id)
+    runtime = plan.eval_runtime
     resolved = {"experiment": plan.experiment, "trial_id": trial_id, "family": spec.family, "config": trial_cfg,
-                "eval": {**plan.eval_runtime["protocol"], "ladder": plan.eval_runtime["eval"]["ladder"]},
+                "eval": {**dataclasses.asdict(runtime.protocol), "ladder": runtime.ladder.to_rungs()},
                 "dataset": plan.dataset_uri,
                 "resources": {**spec.resources.model_dump(), "trial_launcher": spec.resources.trial_launcher}}
     put_bytes(join_uri(artifacts, "resolved_config.yaml"), yaml.safe_dump(resolved, sort_keys=False).encode(), storage)
-    return {
-        "family": spec.family,
-        "trial": trial_cfg,
-        "data": spec.data.model_dump(mode="json"),
-        "eval_runtime": plan.eval_runtime,
-        "artifacts_uri": artifacts,
-        "checkpoint_info": checkpoint_info(
+    return WorkerConfig(
+        family=spec.family,
+        trial=trial_cfg,
+        data_seed=spec.data.seed,
+        hflip=spec.data.hflip,
+        eval_runtime=runtime,
+        artifacts_uri=artifacts,
+        checkpoint_info=checkpoint_info(
             experiment=plan.experiment, trial_id=trial_id, family=spec.family, dataset=plan.dataset_uri,
-            results_root=plan.results_root, storage=storage.model_dump(), eval_runtime=plan.eval_runtime,
+            results_root=plan.results_root, storage=storage.model_dump(), eval_runtime=runtime,
         ),
-        "storage": storage.model_dump(),
-        "use_gpu": spec.resources.gpus_per_worker > 0,
-        "secrets_file": plan.secrets_file,
-        "results": {"root": plan.results_root, "experiment": plan.experiment, "trial_id": trial_id,
-                    "columns": config_columns or {}},
-    }
+        storage=storage,
+        use_gpu=spec.resources.gpus_per_worker > 0,
+        secrets_file=plan.secrets_file,
+        results=ResultsTarget(root=plan.results_root, experiment=plan.experiment, trial_id=trial_id,
+                              columns=config_columns or {}),
+    )
 
 
 def build_trainer(
@@ -165,15 +171,16 @@ def build_trainer(
 ) -> TorchTrainer:
     """The TorchTrainer of one trial; its run name is fixed by the trial, so a rerun resumes.
 
-    A dataset the driver materialized reaches the workers as references to its blocks in the
-    config (:class:`~gensweep.platform.data.blocks.SharedBlocks`, as plain fields: the Train
-    controller unpickles the config too, and should not import gensweep for it): no Ray Data
-    split actors to start per trial. Otherwise the trial opens the prepared dataset and Ray
-    Train streams it.
+    The workers' config travels in its plain form (:meth:`WorkerConfig.to_plain`): the Train
+    controller unpickles the config too, and should not import gensweep for it. A dataset the
+    driver materialized reaches the workers as references to its blocks in that config
+    (:class:`~gensweep.platform.data.blocks.SharedBlocks`, as plain fields): no Ray Data split
+    actors to start per trial. Otherwise the trial opens the prepared dataset and Ray Train
+    streams it.
     """
     cfg = worker_config(spec, plan, trial_id, trial_cfg, config_columns)
     if dataset is not None:
-        cfg["shared_blocks"] = SharedBlocks.of(dataset).fields()
+        cfg = dataclasses.replace(cfg, shared_blocks=SharedBlocks.of(dataset).fields())
         datasets = {}
     else:
         datasets = {"train": _open(spec, plan)}
@@ -182,7 +189,7 @@ def build_trainer(
     storage_path, storage_filesystem = storage_for(plan.train_storage_path)  # same AWS env as results.root
     return TorchTrainer(
         train_loop_per_worker,
-        train_loop_config=cfg,
+        train_loop_config=cfg.to_plain(),
         scaling_config=ScalingConfig(num_workers=res.workers, use_gpu=use_gpu, resources_per_worker=worker_resources(spec)),
         torch_config=TorchConfig(backend="nccl" if use_gpu else "gloo"),
         datasets=datasets,
