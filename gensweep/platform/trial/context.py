@@ -11,7 +11,6 @@ The trainable only sees the context interface, so its loop is the same in both.
 """
 from __future__ import annotations
 
-import dataclasses
 import datetime
 import json
 import logging
@@ -88,7 +87,7 @@ class PlatformContext:
         self._resumed_from: Optional[int] = None
         self._resumed_report: Optional[dict[str, Any]] = None  # the report saved with that checkpoint
         self._reported = False
-        self._results = dataclasses.asdict(cfg.results)  # {root, experiment, trial_id, columns}: for backfills
+        self._results = cfg.results  # where a backfilled row goes
 
     # -- data --------------------------------------------------------------------------
     def epoch_batches(self, epoch: int) -> Iterator[Mapping[str, torch.Tensor]]:
@@ -155,17 +154,17 @@ class PlatformContext:
         original report: a row the results callback did write (always later) wins the store's
         de-duplication, so this only fills a gap, never overwrites.
         """
-        if not self._results:
+        if self._results is None:
             return
         try:
             from gensweep.platform.results import ResultsStore, metrics_row
 
             r = self._results
             metrics = report["metrics"]
-            row = metrics_row(r["experiment"], r["trial_id"], metrics["step"], metrics,
-                              wall_time_s=report["reported_at"], columns=r.get("columns"), backfilled=True)
+            row = metrics_row(r.experiment, r.trial_id, metrics["step"], metrics,
+                              wall_time_s=report["reported_at"], columns=r.columns, backfilled=True)
             stamp = datetime.datetime.fromtimestamp(float(report["reported_at"]), tz=datetime.timezone.utc)
-            ResultsStore.open(r["root"]).write("metrics", [row], written_at=stamp)
+            ResultsStore.open(r.root).write("metrics", [row], written_at=stamp)
         except Exception:  # noqa: BLE001 - a backfill must never stop the trial
             logger.warning("could not backfill the metrics row of the resumed checkpoint", exc_info=True)
 
