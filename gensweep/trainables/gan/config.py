@@ -6,14 +6,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping, Optional
 
-from pydantic import (
-    ConfigDict,
-    Field,
-    ValidationError,
-    ValidationInfo,
-    field_validator,
-    model_validator,
-)
+from pydantic import ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from gensweep.trainables.efficiency import EfficiencyOptions
 from gensweep.trainables.gan.catalog import REGISTRIES
