@@ -1,10 +1,12 @@
-"""Samplers recover a known Gaussian from its exact denoiser; DDIM(eta=0) is a function of the seed;
-the U-Net and classifier-free guidance behave as specified."""
+"""Samplers recover a known Gaussian from its exact denoiser (every registered one, through
+gensweep.testing's sampler suite); DDIM(eta=0) is a function of the seed; the U-Net and
+classifier-free guidance behave as specified."""
 from __future__ import annotations
 
 import pytest
 import torch
 
+from gensweep.testing.samplers import D, MU, SD, SamplerSuite, exact_denoiser, exact_velocity_denoiser
 from gensweep.trainables.diffusion.config import DiffusionConfig
 from gensweep.trainables.diffusion.denoiser import make_denoiser
 from gensweep.trainables.diffusion.parameterization import PREDICTIONS
@@ -23,50 +25,8 @@ def _single_thread():
     torch.set_num_threads(n)
 
 
-D = 4
-MU = torch.linspace(-0.6, 0.8, D, dtype=torch.float64)
-SD = 0.5  # data: N(MU, SD^2 I)
-STEPS = {"ddpm": 250, "ddim": 100, "euler": 100, "heun": 40}  # discretization error of the std below ~3%
-
-
-def exact_denoiser(path):
-    """Closed-form E[x0 | x_t] for Gaussian data, and the matching noise estimate."""
-
-    def denoise(x, t):
-        a, s = float(path.alpha(t)), float(path.sigma(t))
-        x0 = MU + (a * SD**2 / (a * a * SD**2 + s * s)) * (x - a * MU)
-        return x0, (x - a * x0) / s
-
-    return denoise
-
-
-def exact_velocity_denoiser(path):
-    """For the flow path: the exact marginal velocity E[eps - x0 | x_t], turned into (x0, eps) by the velocity parameterization."""
-    vel = PREDICTIONS.get("velocity")
-
-    def denoise(x, t):
-        a, s = float(path.alpha(t)), float(path.sigma(t))
-        var = a * a * SD**2 + s * s
-        e_x0 = MU + (a * SD**2 / var) * (x - a * MU)
-        e_eps = (s / var) * (x - a * MU)
-        u = e_eps - e_x0
-        return vel.to_x0_eps(u, x, path.coef(float(t), x))
-
-    return denoise
-
-
-@pytest.mark.parametrize("sampler", ["ddpm", "ddim", "euler", "heun"])
-@pytest.mark.parametrize("schedule", ["linear", "cosine", "flow"])
-def test_exact_denoiser_recovers_the_data_mean_and_variance(schedule, sampler):
-    path = get_path(schedule)
-    denoise = exact_velocity_denoiser(path) if schedule == "flow" else exact_denoiser(path)
-    g = torch.Generator().manual_seed(0)
-    noise = torch.randn(20_000, D, generator=g, dtype=torch.float64)
-    x = SAMPLERS.get(sampler)(denoise, path, noise, STEPS[sampler], generator=g, eta=0.0)
-    assert torch.isfinite(x).all()
-    # sampling error: mean ~ SD / sqrt(20000) = 0.0035, std ~ 0.5%; the rest is the sampler's discretization
-    torch.testing.assert_close(x.mean(0), MU, atol=0.02, rtol=0)
-    torch.testing.assert_close(x.std(0), torch.full((D,), SD, dtype=torch.float64), atol=0.04 * SD, rtol=0)
+class TestRegisteredSamplers(SamplerSuite):
+    """Every registered sampler recovers a known Gaussian from its exact denoiser (and the rest of the suite)."""
 
 
 def test_flow_ode_trajectory_is_the_known_straight_map():

@@ -1,4 +1,7 @@
-"""The catalog lists every registry a GanConfig field draws names from, and every name in it."""
+"""The catalog lists every registry a GanConfig field draws names from, and every name in it.
+
+Per name (a reference, a row of the catalog table, accepted by GanConfig) the check is in
+gensweep.testing's GAN component suite (tests/test_gan_contract.py runs it on every name)."""
 from __future__ import annotations
 
 import pytest
@@ -7,21 +10,17 @@ from gensweep.trainables.gan.catalog import REGISTRIES, components, markdown
 from gensweep.trainables.gan.config import GanConfig
 
 
-def test_catalog_covers_every_registered_name_with_a_reference():
+def test_catalog_covers_every_registered_name():
     listed = components()
     assert set(listed) == set(REGISTRIES)
     for field, names in listed.items():
         assert list(names) == REGISTRIES[field].names() and names
-        assert all(ref.strip() for ref in names.values()), field
-    table = markdown()
-    assert all(f"| `{name}` |" in table for names in listed.values() for name in names)
+    assert markdown().count("\n") == 1 + sum(len(names) for names in listed.values())  # a row per name
 
 
 @pytest.mark.parametrize("field", sorted(REGISTRIES))
 def test_each_catalog_field_is_checked_against_its_registry(field):
-    # the field exists, every listed name is accepted, and an unlisted one is refused naming the registry
-    for name in REGISTRIES[field].names():
-        GanConfig.model_validate({field: name, "num_classes": 10}, context={"rules": False})
+    # the field exists (every listed name is accepted: the component suite), and an unlisted one is refused naming the registry
     with pytest.raises(ValueError, match=REGISTRIES[field].kind):
         GanConfig.model_validate({field: "no-such-component"}, context={"rules": False})
 

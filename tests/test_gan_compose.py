@@ -24,7 +24,7 @@ from gensweep.trainables.gan.conditioning import CONDITIONINGS
 from gensweep.trainables.gan.dynamic_d import DYNAMIC_D
 from gensweep.trainables.gan.losses import LOSSES
 from gensweep.trainables.gan.regularizers import REGULARIZERS
-from gensweep.trainables.gan.rules import violations
+from gensweep.trainables.gan.config import violations
 from gensweep.trainables.gan.trainable import train_gan
 
 FACTORS = {

@@ -7,8 +7,8 @@ from pydantic import ValidationError
 
 from gensweep import search_spaces
 from gensweep.platform.spec.space import Categorical, Integer, SearchSpace
-from gensweep.trainables.gan.config import GanConfig
-from gensweep.trainables.gan.rules import RULES, violations
+from gensweep.trainables.gan.config import GanConfig, violations
+from gensweep.trainables.gan.rules import RULES
 
 # rule name -> (a config breaking only that rule, fields the message must name)
 BROKEN = {

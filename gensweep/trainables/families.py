@@ -15,7 +15,7 @@ from gensweep.trainables.diffusion.trainable import (
 )
 from gensweep.trainables.diffusion.trainable import train_diffusion
 from gensweep.trainables.gan.config import GanConfig
-from gensweep.trainables.gan.rules import violations as gan_violations
+from gensweep.trainables.gan.config import violations as gan_violations
 from gensweep.trainables.gan.trainable import checkpoint_samplers as gan_samplers
 from gensweep.trainables.gan.trainable import train_gan
 from gensweep.trainables.registry import Registry

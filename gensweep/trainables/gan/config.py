@@ -1,19 +1,20 @@
-"""The GAN trainable's settings: one validated model; names are checked against the registries,
-and combinations against :mod:`.rules` (skipped with ``model_validate(..., context={"rules": False})``,
-e.g. to check one search-space level on its own)."""
+"""The GAN trainable's settings: one validated model; names are checked against the registries
+of :mod:`.catalog` (one generated validator for every catalog field), and combinations against
+:mod:`.rules` (skipped with ``model_validate(..., context={"rules": False})``, e.g. to check one
+search-space level on its own). :func:`violations` lists what is wrong with a raw config dict."""
 from __future__ import annotations
 
-from typing import Optional
+from typing import Any, Mapping, Optional
 
-from pydantic import ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic import ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from gensweep.trainables.efficiency import EfficiencyOptions
-from gensweep.trainables.gan.architectures import ARCHITECTURES
-from gensweep.trainables.gan.augment import AUGMENTATIONS
-from gensweep.trainables.gan.conditioning import CONDITIONINGS
-from gensweep.trainables.gan.dynamic_d import DYNAMIC_D
-from gensweep.trainables.gan.losses import LOSSES
-from gensweep.trainables.gan.regularizers import REGULARIZERS, SEPARATOR, reg_names
+from gensweep.trainables.gan.catalog import REGISTRIES
+from gensweep.trainables.gan.regularizers import SEPARATOR, reg_names
+from gensweep.trainables.gan.rules import check_rules
+
+# catalog fields whose value may join several registered names with SEPARATOR
+JOINED = frozenset({"reg"})
 
 
 class GanConfig(EfficiencyOptions):
@@ -54,51 +55,40 @@ class GanConfig(EfficiencyOptions):
     grid_size: int = Field(64, ge=1, le=256)
     max_grad_norm: float = Field(1e4, gt=0.0, description="a larger gradient norm counts as divergence")
 
-    @field_validator("arch")
+    @field_validator(*REGISTRIES)
     @classmethod
-    def _arch(cls, v: str) -> str:
-        ARCHITECTURES.entry(v)
-        return v
-
-    @field_validator("loss")
-    @classmethod
-    def _loss(cls, v: str) -> str:
-        LOSSES.entry(v)
-        return v
-
-    @field_validator("reg")
-    @classmethod
-    def _reg(cls, v: str) -> str:
-        for name in reg_names(v):
-            if name not in REGULARIZERS:
-                REGULARIZERS.entry(name)  # raises, listing the allowed names
-        return SEPARATOR.join(reg_names(v))
-
-    @field_validator("aug")
-    @classmethod
-    def _aug(cls, v: str) -> str:
-        AUGMENTATIONS.entry(v)
-        return v
-
-    @field_validator("conditioning")
-    @classmethod
-    def _conditioning(cls, v: str) -> str:
-        CONDITIONINGS.entry(v)
-        return v
-
-    @field_validator("dynamic_d")
-    @classmethod
-    def _dynamic_d(cls, v: str) -> str:
-        DYNAMIC_D.entry(v)
-        return v
+    def _registered(cls, v: str, info: ValidationInfo) -> str:
+        """Each name must be registered in the field's catalog registry (the error lists the
+        allowed names); a joined field (``reg``) is normalised to ``a+b`` without spaces."""
+        registry = REGISTRIES[info.field_name]
+        names = reg_names(v) if info.field_name in JOINED else [v]
+        for name in names:
+            registry.entry(name)  # raises, listing the allowed names
+        return SEPARATOR.join(names)
 
     @model_validator(mode="after")
     def _rules(self, info: ValidationInfo) -> "GanConfig":
         if (info.context or {}).get("rules", True) is False:
             return self
-        from gensweep.trainables.gan.rules import check_rules
-
         problems = check_rules(self)
         if problems:
             raise ValueError("; ".join(problems))
         return self
+
+
+def violations(config: Mapping[str, Any]) -> list[str]:
+    """Why ``config`` (a raw dict; missing fields take their defaults) cannot run; [] when it can.
+
+    Field errors (unknown names, out-of-range values) come first as ``field: message``;
+    combination rules (:mod:`.rules`) are checked once every field is valid.
+    """
+    try:
+        cfg = GanConfig.model_validate(dict(config), context={"rules": False})
+    except ValidationError as e:
+        out = []
+        for err in e.errors():
+            loc = ".".join(str(x) for x in err["loc"])
+            msg = err["msg"].removeprefix("Value error, ")
+            out.append(f"{loc}: {msg}" if loc else msg)
+        return out
+    return check_rules(cfg)

@@ -1,20 +1,22 @@
 """Combinations of ingredients that cannot work together, declared once.
 
-Each :class:`Rule` looks at a field-valid config and returns a reason or None; its message
-names the fields involved. Rules read what components declare about themselves
+Each :class:`Rule` looks at a field-valid config (any object with the GanConfig fields as
+attributes: the rules read plain field values, never the model) and returns a reason or None;
+its message names the fields involved. Rules read what components declare about themselves
 (``needs_labels``, ``needs_lipschitz``, ``lipschitz``, ``exclusive``, ``combinable``,
 ``default_weight``),
 never their names, so a new component is covered without editing this file.
 
-:class:`~gensweep.trainables.gan.config.GanConfig` enforces the rules (a ValueError naming
-the fields); :func:`violations` lists them for a raw config dict, so the platform can drop
-invalid grid cells with a clear message instead of failing a trial.
+:class:`~gensweep.trainables.gan.config.GanConfig` enforces the rules through :func:`check_rules`
+(a ValueError naming the fields); :func:`~gensweep.trainables.gan.config.violations` lists them
+for a raw config dict, so the platform can drop invalid grid cells with a clear message instead
+of failing a trial.
 """
 from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping, Optional
+from typing import Any, Callable, Optional
 
 from gensweep.trainables.gan.conditioning import CONDITIONINGS
 from gensweep.trainables.gan.losses import LOSSES
@@ -108,27 +110,5 @@ RULES: list[Rule] = [
 
 
 def check_rules(cfg: Any) -> list[str]:
-    """Messages of the rules a field-valid config (a GanConfig) breaks."""
+    """Messages of the rules a field-valid config (a GanConfig, or any object with its fields) breaks."""
     return [msg for rule in RULES if (msg := rule.apply(cfg)) is not None]
-
-
-def violations(config: Mapping[str, Any]) -> list[str]:
-    """Why ``config`` (a raw dict; missing fields take their defaults) cannot run; [] when it can.
-
-    Field errors (unknown names, out-of-range values) come first as ``field: message``;
-    combination rules are checked once every field is valid.
-    """
-    from pydantic import ValidationError
-
-    from gensweep.trainables.gan.config import GanConfig
-
-    try:
-        cfg = GanConfig.model_validate(dict(config), context={"rules": False})
-    except ValidationError as e:
-        out = []
-        for err in e.errors():
-            loc = ".".join(str(x) for x in err["loc"])
-            msg = err["msg"].removeprefix("Value error, ")
-            out.append(f"{loc}: {msg}" if loc else msg)
-        return out
-    return check_rules(cfg)
