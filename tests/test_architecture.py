@@ -110,13 +110,33 @@ def test_platform_is_a_set_of_stages():
     assert len(direct) <= MAX_PLATFORM_MODULES, direct
 
 
+def _tree_paths(block: str) -> set[str]:
+    """Folder paths of an indented tree (two spaces a level; a name ending in "/" opens a folder)."""
+    stack: list[str] = []
+    out = set()
+    for line in block.splitlines():
+        name = line.strip().split(" ", 1)[0]
+        if not name.endswith("/") or "," in name:
+            continue
+        level = (len(line) - len(line.lstrip(" "))) // 2
+        stack = stack[:level] + [name.rstrip("/")]
+        out.add("/".join(stack))
+    return out
+
+
 def test_readme_layout_names_existing_paths():
     text = (ROOT / "README.md").read_text()
     section = text.split("## Layout", 1)[1].split("\n## ", 1)[0]
-    paths = set(re.findall(r"`(gensweep/[\w/.]+)`", section))
-    assert len(paths) >= 10, "the Layout section shows the tree"
-    missing = sorted(p for p in paths if not (ROOT / p.rstrip("/")).exists())
+    paths = set(re.findall(r"`(gensweep/[\w/.<>]+)`", section))
+    paths = {p for p in paths if "<" not in p}
+    blocks = re.findall(r"```\n(.*?)```", section, flags=re.S)
+    tree = set().union(*(_tree_paths(b) for b in blocks)) if blocks else set()
+    assert {"gensweep/platform/storage", "gensweep/platform/trial", "gensweep/cli", "gensweep/testing"} <= tree
+    assert len(paths | tree) >= 20, "the Layout section shows the tree and where components go"
+    missing = sorted(p for p in paths | tree if not (ROOT / p.rstrip("/")).exists())
     assert not missing, f"README Layout names paths that do not exist: {missing}"
+    platform_dirs = {d.name for d in (PACKAGE / "platform").iterdir() if d.is_dir() and d.name != "__pycache__"}
+    assert {f"gensweep/platform/{d}" for d in platform_dirs} <= tree, "every platform stage is in the tree"
 
 
 def test_docstrings_hold_no_measurements():

@@ -24,8 +24,13 @@ pytest_plugins = ["pytester"]
 TOY_REF = "a toy of tests/test_testing_suites.py"
 
 
-def run_suite(pytester, source: str) -> tuple[Counter, list[str], int]:
-    """Run a generated test module; (failed test functions counted by name, failed node ids, passed count)."""
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def run_suite(pytester, monkeypatch, source: str) -> tuple[Counter, list[str], int]:
+    """Run a generated test module; (failed test functions counted by name, failed node ids, passed count).
+    The repository root goes on the subprocess's path, so the toy module imports this file's toys."""
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [REPO, os.environ.get("PYTHONPATH")])))
     pytester.makepyfile(test_toy="import torch\ntorch.set_num_threads(1)\n" + source)
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-q", "-rf", timeout=600)
     ids = [line.split(" ", 1)[1].split(" - ", 1)[0] for line in result.outlines if line.startswith("FAILED ")]
@@ -98,8 +103,8 @@ class TestHidden(TestToy):
 """
 
 
-def test_backend_suite_passes_a_good_backend_and_fails_broken_ones(pytester):
-    failed, ids, passed = run_suite(pytester, BACKEND_SUITE)
+def test_backend_suite_passes_a_good_backend_and_fails_broken_ones(pytester, monkeypatch):
+    failed, ids, passed = run_suite(pytester, monkeypatch, BACKEND_SUITE)
     assert failed == Counter({"test_write_is_atomic_for_concurrent_readers": 1,
                               "test_list_is_recursive_sorted_and_skips_hidden_names": 1,
                               "test_hidden_and_foreign_files_are_ignored": 1}), ids
@@ -140,8 +145,8 @@ class TestToys(SamplerSuite):
 """
 
 
-def test_sampler_suite_passes_a_good_sampler_and_fails_broken_ones(pytester):
-    failed, ids, passed = run_suite(pytester, SAMPLER_SUITE)
+def test_sampler_suite_passes_a_good_sampler_and_fails_broken_ones(pytester, monkeypatch):
+    failed, ids, passed = run_suite(pytester, monkeypatch, SAMPLER_SUITE)
     assert failed == Counter({"test_a_sample_is_a_function_of_its_noise_and_generator": 2,  # eta 0 and 1
                               "test_spends_the_denoiser_evaluations_nfe_counts": 3}), ids  # 1, 2, 5 steps
     assert all(("toy-global-rng" in i) == ("function_of" in i) for i in ids), ids
@@ -191,8 +196,8 @@ class TestToys(GanComponentSuite):
 """
 
 
-def test_gan_suite_passes_a_good_component_and_fails_broken_ones(pytester):
-    failed, ids, passed = run_suite(pytester, GAN_SUITE)
+def test_gan_suite_passes_a_good_component_and_fails_broken_ones(pytester, monkeypatch):
+    failed, ids, passed = run_suite(pytester, monkeypatch, GAN_SUITE)
     assert failed == Counter({"test_loss_directions": 1, "test_regularizer_contract": 2,  # 28 and 32 px
                               "test_regularizer_theory": 1, "test_augmentation_contract": 2}), ids
     assert not any("toy-softplus" in i for i in ids), ids
