@@ -15,6 +15,7 @@ from gensweep.trainables.gan.config import GanConfig
 from gensweep.trainables.gan.dynamic_d import DynamicD
 from gensweep.trainables.gan.regularizers import build_regularizers, reg_names
 from gensweep.trainables.gan.terms import LAZY_PHASES, Ingredient, Term
+from gensweep.trainables.optim import set_hyperparameters
 from gensweep.trainables.rng import rng_state, set_rng_state
 
 
@@ -108,8 +109,9 @@ class GanState:
         self.D.load_state_dict(state["D"])
         if self.G_ema is not None and state.get("G_ema") is not None:
             self.G_ema.load_state_dict(state["G_ema"])
-        self.opt["G"].load_state_dict(state["opt_G"])
-        self.opt["D"].load_state_dict(state["opt_D"])
+        for name, opt in self.opt.items():
+            opt.load_state_dict(state[f"opt_{name}"])
+            set_hyperparameters(opt, **self.adam[name])  # this config's settings, not the checkpoint's
         for name, sub in (state.get("reg_state") or {}).items():
             if name in self.regularizers:
                 self.regularizers[name].load_state_dict(sub)
