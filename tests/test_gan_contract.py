@@ -172,14 +172,18 @@ def test_adcgan_generator_term_prefers_the_real_half_of_the_classifier():
 # ----------------------------------------------------------------------------- regularizers
 
 
+LATE = 10**6  # a step past every regularizer's warm-up (e.g. LeCam's start)
+
+
 def _view(G, D, res, *, G_phase=False, n=6, seed=0):
     torch.manual_seed(seed)
     real = torch.rand(n, 1, res, res) * 2 - 1
-    fake = G(torch.randn(n, 8))
+    z = torch.randn(n, 8)
+    fake = G(z)
     if not G_phase:
         fake = fake.detach()
     rl, fl = D(real), D(fake)
-    return StepView(0, real, None, G, D, lambda x, y: D(x, y), fake, rl, fl)
+    return StepView(LATE, real, None, G, D, lambda x, y: D(x, y), fake, rl, fl, z=z)
 
 
 @pytest.mark.parametrize("res", RESOLUTIONS)
@@ -279,13 +283,15 @@ def _check_lecam():
     reg = REGULARIZERS.get("lecam")()
     (term,) = reg.terms()
     real_out, fake_out = torch.full((5,), 1.5), torch.full((5,), -0.5)
-    reg.load_state_dict({"ema_real": -0.5, "ema_fake": 1.5, "initialized": True})  # outputs == anchors
-    v = StepView(0, None, None, None, None, None, real_logits=real_out, fake_logits=fake_out)
+    v = StepView(LATE, None, None, None, None, None, real_logits=real_out, fake_logits=fake_out)
+    early = StepView(reg.start, None, None, None, None, None, real_logits=real_out, fake_logits=fake_out)
+    assert float(term.fn(early)) == 0.0  # not before its start iteration
+    # D(x) at or below a_F and D(G(z)) at or above a_R: nothing to penalize (the ReLU)
+    reg.load_state_dict({"ema_real": -2.0, "ema_fake": 3.0, "initialized": True})
     assert float(term.fn(v)) == 0.0
-    reg.load_state_dict({"ema_real": 0.0, "ema_fake": 0.0})
-    assert math.isclose(float(term.fn(v)), 1.5**2 + 0.5**2)
-    reg.after_phase("D_main", v)  # anchors move toward the observed means
-    assert 0 < reg.state["ema_real"] < 1.5 and -0.5 < reg.state["ema_fake"] < 0
+    reg.load_state_dict({"ema_real": 0.5, "ema_fake": 0.5})  # this step's update: a_R = 0.51, a_F = 0.49
+    assert math.isclose(float(term.fn(v)), (1.5 - 0.49) ** 2 + (0.51 + 0.5) ** 2, rel_tol=1e-6)
+    assert math.isclose(reg.state["ema_real"], 0.51) and math.isclose(reg.state["ema_fake"], 0.49)
 
 
 def _check_consistency(name):

@@ -90,7 +90,7 @@ def test_empty_shard_is_an_error_not_a_hang():
 
 # LeCam anchors, ADA's p and statistics, DynamicD's schedule and the AC-GAN head all carry
 # across a resume: the resumed run must end bit-for-bit where the straight run ends.
-STATEFUL = {**CFG, "eval_every": 5, "reg": "lecam", "aug": "diffaug-translation", "ada_target": 0.3, "ada_interval": 3, "ada_speed": 10,
+STATEFUL = {**CFG, "eval_every": 5, "reg": "lecam", "lecam_start": 2, "aug": "diffaug-translation", "ada_target": 0.3, "ada_interval": 3, "ada_speed": 10,
             "dynamic_d": "grow", "conditioning": "acgan", "num_classes": 10, "reg_interval": 1}
 
 

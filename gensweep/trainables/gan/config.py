@@ -35,6 +35,8 @@ class GanConfig(EfficiencyOptions):
     reg: str = Field("none", description=f"a regularizer, or several joined with {SEPARATOR!r} (e.g. r1+spectral-norm)")
     reg_weight: Optional[float] = Field(None, ge=0.0, description="None: the regularizer's default (weight-clip: the bound)")
     reg_interval: int = Field(1, ge=1, description="lazy regularization (D_reg/G_reg phases): every k steps, weight x k")
+    lecam_start: int = Field(1000, ge=0, description="LeCam: G updates with anchors only, before the penalty counts")
+    lecam_decay: float = Field(0.99, ge=0.0, le=1.0, description="LeCam: decay of the anchors' moving averages")
     aug: str = "none"
     aug_p: float = Field(1.0, ge=0.0, le=1.0, description="probability of augmenting each image (fixed p)")
     ada_target: Optional[float] = Field(

@@ -49,7 +49,7 @@ class GanState:
         self.cfg = cfg
         spec = ArchSpec(cfg.resolution, cfg.channels, cfg.width, cfg.z_dim, cfg.num_classes, cfg.conditioning, cfg.attention)
         G, D = ARCHITECTURES.get(cfg.arch)(spec)
-        self.regularizers = dict(zip(reg_names(cfg.reg), build_regularizers(cfg.reg, cfg.reg_weight)))
+        self.regularizers = dict(zip(reg_names(cfg.reg), build_regularizers(cfg.reg, cfg.reg_weight, cfg)))
         self.augment = AugmentPipe(
             cfg.aug, cfg.aug_p, target=cfg.ada_target, interval=cfg.ada_interval, speed=cfg.ada_speed
         )
