@@ -186,6 +186,9 @@ def _view(G, D, res, *, G_phase=False, n=6, seed=0):
     return StepView(LATE, real, None, G, D, lambda x, y: D(x, y), fake, rl, fl, z=z)
 
 
+ONE_SIDED = {"lp"}
+
+
 @pytest.mark.parametrize("res", RESOLUTIONS)
 @pytest.mark.parametrize("name", REGULARIZERS.names())
 def test_regularizer_contract(name, res):
@@ -193,6 +196,10 @@ def test_regularizer_contract(name, res):
     G, D = ARCHITECTURES.get("dcgan")(_spec(res))
     reg = REGULARIZERS.get(name)()
     reg.build(G, D)
+    if name in ONE_SIDED:  # penalizes slopes above 1 only: make D steep enough to be penalized
+        with torch.no_grad():
+            for p in D.parameters():
+                p.mul_(4.0)
     for t in reg.terms():
         assert t.phase in PHASES and t.weight >= 0
         G.zero_grad()
@@ -279,6 +286,23 @@ def _check_gp():
     assert math.isclose(_only_value("gp", _critic_view(double)), 1.0, rel_tol=1e-4)
 
 
+def _check_unit_slope_penalty(name, at_double_slope):
+    def check():
+        w = torch.randn(32 * 32)
+        assert _only_value(name, _critic_view(LinearCritic(w / w.norm()))) < 1e-8  # slope 1 everywhere
+        assert math.isclose(_only_value(name, _critic_view(LinearCritic(2 * w / w.norm()))), at_double_slope, rel_tol=1e-4)
+        if name == "lp":  # one-sided: a critic flatter than 1-Lipschitz is not penalized
+            assert _only_value(name, _critic_view(LinearCritic(0.5 * w / w.norm()))) == 0.0
+
+    return check
+
+
+def _check_maxgp():
+    w = torch.randn(32 * 32)  # D(x) = w.x: every slope is ||w||, so the max of the squares is ||w||^2
+    assert math.isclose(_only_value("maxgp", _critic_view(LinearCritic(w))), float(w @ w), rel_tol=1e-4)
+    assert _only_value("maxgp", _critic_view(ConstCritic())) < 1e-10
+
+
 def _check_lecam():
     reg = REGULARIZERS.get("lecam")()
     (term,) = reg.terms()
@@ -359,6 +383,9 @@ THEORY_CHECKS = {
     "r1": _check_r1,
     "r2": _check_r2,
     "gp": _check_gp,
+    "dragan": _check_unit_slope_penalty("dragan", 1.0),
+    "lp": _check_unit_slope_penalty("lp", 1.0),
+    "maxgp": _check_maxgp,
     "lecam": _check_lecam,
     "cr": _check_consistency("cr"),
     "bcr": _check_consistency("bcr"),

@@ -73,3 +73,89 @@ def test_lecam_start_defaults_to_the_references_1000_iterations():
     assert _value(term.fn(_lecam_view(1000, r, f))) == 0.0
     assert reg.state["ema_real"] == 2.5  # before the start the anchors follow the batch means
     assert _value(term.fn(_lecam_view(1001, r + 10, f - 10))) > 0
+
+
+# ----------------------------------------------------------------------------- gradient penalties
+
+N, C, H = 6, 1, 4
+DIM = C * H * H
+
+
+class TanhCritic(torch.nn.Module):
+    """D(x) = v . tanh(W x + b): non-linear, with the input gradient W^T (v * (1 - tanh^2)) in closed form."""
+
+    def __init__(self, scale: float = 1.0, seed: int = 0):
+        super().__init__()
+        g = torch.Generator().manual_seed(seed)
+        self.W = torch.nn.Parameter(torch.randn(8, DIM, generator=g, dtype=torch.float64) * scale)
+        self.b = torch.nn.Parameter(torch.randn(8, generator=g, dtype=torch.float64))
+        self.v = torch.nn.Parameter(torch.randn(8, generator=g, dtype=torch.float64))
+
+    def forward(self, x, labels=None, aux=False):
+        return torch.tanh(x.flatten(1) @ self.W.T + self.b) @ self.v
+
+    def numpy_grad(self, x: np.ndarray) -> np.ndarray:
+        W, b, v = (p.detach().numpy() for p in (self.W, self.b, self.v))
+        h = np.tanh(x.reshape(len(x), -1) @ W.T + b)
+        return ((1 - h**2) * v) @ W
+
+
+def _penalty_view(D, seed: int = 0) -> StepView:
+    g = torch.Generator().manual_seed(seed)
+    real = torch.rand(N, C, H, H, generator=g, dtype=torch.float64) * 2 - 1
+    fake = torch.rand(N, C, H, H, generator=g, dtype=torch.float64) * 2 - 1
+    return StepView(0, real, None, None, D, lambda x, y: D(x, y), fake)
+
+
+def _penalty(name: str, D, seed: int = 1) -> tuple[float, StepView]:
+    (term,) = REGULARIZERS.get(name)().terms()
+    assert term.phase == "D_reg"
+    v = _penalty_view(D)
+    torch.manual_seed(seed)
+    return _value(term.fn(v)), v
+
+
+def _interpolates(v: StepView, seed: int) -> np.ndarray:
+    """x_hat = a x + (1 - a) G(z), a ~ U[0, 1) per sample: the points of WGAN-GP, WGAN-LP and max-GP."""
+    torch.manual_seed(seed)
+    a = torch.rand(N, 1, 1, 1, dtype=torch.float64).numpy()
+    return a * v.real.numpy() + (1 - a) * v.fake.numpy()
+
+
+def _dragan_points(v: StepView, seed: int) -> np.ndarray:
+    """DRAGAN's official code: x_p = x + 0.5 std(x) U[0,1)^d, x_hat = x + a (x_p - x), a ~ U[0, 1) per sample."""
+    torch.manual_seed(seed)
+    a = torch.rand(N, 1, 1, 1, dtype=torch.float64).numpy()
+    u = torch.rand(N, C, H, H, dtype=torch.float64).numpy()
+    x = v.real.numpy()
+    return x + a * (0.5 * x.std() * u)  # numpy std over the whole batch (ddof 0), as that code
+
+
+REFERENCE_PENALTIES = {
+    "gp": (_interpolates, lambda norms: np.mean((norms - 1) ** 2)),
+    "dragan": (_dragan_points, lambda norms: np.mean((norms - 1) ** 2)),
+    "lp": (_interpolates, lambda norms: np.mean(np.maximum(norms - 1, 0) ** 2)),
+    "maxgp": (_interpolates, lambda norms: np.max(norms**2)),
+}
+
+
+@pytest.mark.parametrize("scale", [0.2, 3.0])  # gradient norms below and above 1
+@pytest.mark.parametrize("name", sorted(REFERENCE_PENALTIES))
+def test_gradient_penalty_matches_numpy_at_the_papers_points(name, scale):
+    D = TanhCritic(scale)
+    got, v = _penalty(name, D, seed=7)
+    points, reduce = REFERENCE_PENALTIES[name]
+    norms = np.linalg.norm(D.numpy_grad(points(v, seed=7)), axis=1)
+    assert got == pytest.approx(reduce(norms), rel=1e-9, abs=1e-12)
+    if name == "lp":  # one-sided: zero for a critic whose slopes stay below 1
+        assert (got == 0.0) == bool((norms <= 1).all())
+
+
+def test_penalties_reach_d_and_are_lipschitz_constraints_for_the_critic_rules():
+    for name in ("dragan", "lp", "maxgp"):
+        cls = REGULARIZERS.get(name)
+        assert cls.lipschitz and cls.default_weight == 10.0
+        D = TanhCritic(3.0)
+        (term,) = cls().terms()
+        term.fn(_penalty_view(D)).backward()
+        assert float(D.W.grad.abs().sum()) > 0, name

@@ -1,4 +1,10 @@
-"""Gradient penalties on D and orthogonal regularization of G."""
+"""Gradient penalties on D and orthogonal regularization of G.
+
+Every gradient penalty runs in the D_reg phase (lazy with ``reg_interval`` > 1, else part of
+D_main) and differentiates D through the augment pipe at its own points: real data (R1),
+generated data (R2), random interpolates of the two (WGAN-GP, WGAN-LP, max-GP) or perturbed real
+data (DRAGAN).
+"""
 from __future__ import annotations
 
 import torch
@@ -14,6 +20,23 @@ def grad_norm_sq(out: Tensor, inp: Tensor) -> Tensor:
     """Per-sample squared norm of d(sum out)/d(inp), kept differentiable (double backward)."""
     (grad,) = torch.autograd.grad(out.sum(), inp, create_graph=True)
     return grad.flatten(1).pow(2).sum(1)
+
+
+def grad_norm(v: StepView, x: Tensor) -> Tensor:
+    """Per-sample ||grad_x D(x)|| at the points ``x`` (through the view's augment pipe), differentiable."""
+    x = x.detach().requires_grad_(True)
+    return grad_norm_sq(v.d_fn(x, v.labels), x).add(1e-12).sqrt()
+
+
+def per_sample_uniform(x: Tensor) -> Tensor:
+    """U[0, 1) weights of shape [N, 1, ..., 1], one per sample of ``x``."""
+    return torch.rand(x.shape[0], *([1] * (x.dim() - 1)), device=x.device, dtype=x.dtype)
+
+
+def interpolates(real: Tensor, fake: Tensor) -> Tensor:
+    """Random points on the lines between real and generated samples (Gulrajani et al. 2017)."""
+    alpha = per_sample_uniform(real)
+    return alpha * real.detach() + (1 - alpha) * fake.detach()
 
 
 @REGULARIZERS.register("none", ref="no regularization (baseline)")
@@ -59,13 +82,55 @@ class GradientPenalty(Regularizer):
 
     def terms(self) -> list[Term]:
         def gp(v: StepView) -> Tensor:
-            real, fake = v.real.detach(), v.fake.detach()
-            alpha = torch.rand(real.shape[0], *([1] * (real.dim() - 1)), device=real.device, dtype=real.dtype)
-            x = (alpha * real + (1 - alpha) * fake).requires_grad_(True)
-            norm = grad_norm_sq(v.d_fn(x, v.labels), x).add(1e-12).sqrt()
-            return ((norm - 1.0) ** 2).mean()
+            return ((grad_norm(v, interpolates(v.real, v.fake)) - 1.0) ** 2).mean()
 
         return [Term("gp", "D_reg", gp, self.weight)]
+
+
+@REGULARIZERS.register("lp", ref="Petzka et al. 2018, On the regularization of Wasserstein GANs (Lipschitz penalty, WGAN-LP)")
+class LipschitzPenalty(Regularizer):
+    """lambda E max(0, ||grad D(x_hat)|| - 1)^2 on the interpolates of WGAN-GP: only slopes above 1 are penalized."""
+
+    default_weight = 10.0
+    lipschitz = True
+
+    def terms(self) -> list[Term]:
+        def lp(v: StepView) -> Tensor:
+            return torch.relu(grad_norm(v, interpolates(v.real, v.fake)) - 1.0).pow(2).mean()
+
+        return [Term("lp", "D_reg", lp, self.weight)]
+
+
+@REGULARIZERS.register("maxgp", ref="Zhou et al. 2019, Lipschitz Generative Adversarial Nets (max gradient penalty)")
+class MaxGradientPenalty(Regularizer):
+    """lambda max_i ||grad D(x_hat_i)||^2 over the batch's interpolates (StudioGAN's LGAN)."""
+
+    default_weight = 10.0
+    lipschitz = True
+
+    def terms(self) -> list[Term]:
+        def maxgp(v: StepView) -> Tensor:
+            return grad_norm(v, interpolates(v.real, v.fake)).pow(2).max()
+
+        return [Term("maxgp", "D_reg", maxgp, self.weight)]
+
+
+@REGULARIZERS.register("dragan", ref="Kodali et al. 2017, On Convergence and Stability of GANs (DRAGAN)")
+class DRAGAN(Regularizer):
+    """lambda E (||grad D(x_hat)|| - 1)^2 around the real data, at x_hat = x + a * 0.5 std(x) u with
+    a ~ U[0, 1) per sample, u ~ U[0, 1)^d and std over the whole batch (the official code; StudioGAN)."""
+
+    default_weight = 10.0
+    lipschitz = True
+
+    def terms(self) -> list[Term]:
+        def dragan(v: StepView) -> Tensor:
+            x = v.real.detach()
+            alpha = per_sample_uniform(x)
+            x_hat = x + alpha * (0.5 * x.std(correction=0) * torch.rand_like(x))
+            return ((grad_norm(v, x_hat) - 1.0) ** 2).mean()
+
+        return [Term("dragan", "D_reg", dragan, self.weight)]
 
 
 def weight_matrices(net: nn.Module) -> list[Tensor]:
