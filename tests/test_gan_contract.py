@@ -187,6 +187,7 @@ def _view(G, D, res, *, G_phase=False, n=6, seed=0):
 
 
 ONE_SIDED = {"lp"}
+REPULSIONS = {("zcr", "zcr_gen")}  # zCR's G term is -lambda_gen ||G(z) - G(T(z))||^2: a reward for G
 
 
 @pytest.mark.parametrize("res", RESOLUTIONS)
@@ -206,7 +207,8 @@ def test_regularizer_contract(name, res):
         D.zero_grad()
         on_g = t.phase.startswith("G")
         value = t.fn(_view(G, D, res, G_phase=on_g))
-        assert value.dim() == 0 and _finite(value) and value >= 0, (name, t.name)
+        sign = -1 if (name, t.name) in REPULSIONS else 1
+        assert value.dim() == 0 and _finite(value) and sign * value >= 0, (name, t.name)
         value.backward()
         net = G if on_g else D
         total = sum(float(p.grad.abs().sum()) for p in net.parameters() if p.grad is not None)
@@ -303,6 +305,31 @@ def _check_maxgp():
     assert _only_value("maxgp", _critic_view(ConstCritic())) < 1e-10
 
 
+class LatentGenerator(nn.Module):
+    """G(z) = (A z) as a 1 x 32 x 32 image; ``scale`` 0 ignores z entirely."""
+
+    def __init__(self, scale: float):
+        super().__init__()
+        self.A = nn.Parameter(scale * torch.randn(32 * 32, 8))
+
+    def forward(self, z, labels=None):
+        return (z @ self.A.t()).view(-1, 1, 32, 32)
+
+
+def _check_zcr():
+    d_term, g_term = REGULARIZERS.get("zcr")().terms()
+    D = LinearCritic(torch.randn(32 * 32))
+    for scale in (0.0, 1.0):
+        G, z = LatentGenerator(scale), torch.randn(6, 8)
+        fake = G(z)
+        d_value = float(d_term.fn(StepView(LATE, None, None, G, D, None, fake.detach(), z=z)).detach())
+        g_value = float(g_term.fn(StepView(LATE, None, None, G, D, None, fake, z=z)).detach())
+        if scale == 0.0:  # G ignores z: T(z) changes nothing
+            assert d_value == 0.0 and g_value == 0.0
+        else:
+            assert d_value > 0 and g_value < 0
+
+
 def _check_lecam():
     reg = REGULARIZERS.get("lecam")()
     (term,) = reg.terms()
@@ -387,6 +414,7 @@ THEORY_CHECKS = {
     "lp": _check_unit_slope_penalty("lp", 1.0),
     "maxgp": _check_maxgp,
     "lecam": _check_lecam,
+    "zcr": _check_zcr,
     "cr": _check_consistency("cr"),
     "bcr": _check_consistency("bcr"),
     "ortho": _check_ortho,

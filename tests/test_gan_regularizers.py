@@ -159,3 +159,53 @@ def test_penalties_reach_d_and_are_lipschitz_constraints_for_the_critic_rules():
         (term,) = cls().terms()
         term.fn(_penalty_view(D)).backward()
         assert float(D.W.grad.abs().sum()) > 0, name
+
+
+# ----------------------------------------------------------------------------- zCR
+
+
+class TanhGenerator(torch.nn.Module):
+    """G(z) = tanh(A z) as a C x H x H image."""
+
+    def __init__(self, z_dim: int = 5, seed: int = 1):
+        super().__init__()
+        g = torch.Generator().manual_seed(seed)
+        self.A = torch.nn.Parameter(torch.randn(DIM, z_dim, generator=g, dtype=torch.float64))
+
+    def forward(self, z, labels=None):
+        return torch.tanh(z @ self.A.T).view(-1, C, H, H)
+
+    def numpy(self, z: np.ndarray) -> np.ndarray:
+        return np.tanh(z @ self.A.detach().numpy().T)
+
+
+def test_zcr_matches_the_papers_latent_consistency_terms():
+    cfg = GanConfig.model_validate({"reg": "zcr", "zcr_sigma": 0.3, "zcr_gen_weight": 0.7})
+    (reg,) = build_regularizers(cfg.reg, cfg.reg_weight, cfg)
+    d_term, g_term = reg.terms()
+    assert (d_term.phase, d_term.weight, g_term.phase, g_term.weight) == ("D_main", 5.0, "G_main", 0.7)
+    G, D = TanhGenerator(), TanhCritic(2.0)
+    z = torch.randn(N, 5, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    W, b, v = (p.detach().numpy() for p in (D.W, D.b, D.v))
+    d_np = lambda x: np.tanh(x @ W.T + b) @ v  # noqa: E731
+
+    for term, fake in ((d_term, G(z).detach()), (g_term, G(z))):
+        view = StepView(0, None, None, G, D, None, fake, z=z)
+        torch.manual_seed(11)
+        got = term.fn(view)
+        torch.manual_seed(11)
+        z_eps = (z + 0.3 * torch.randn_like(z)).numpy()  # T(z) = z + dz, dz ~ N(0, sigma^2 I)
+        a, b_ = G.numpy(z.numpy()), G.numpy(z_eps)
+        if term is d_term:  # D pulled to the same output for G(z) and G(T(z))
+            assert _value(got) == pytest.approx(np.mean((d_np(a) - d_np(b_)) ** 2), rel=1e-9)
+        else:  # G pushed to map z and T(z) apart
+            assert _value(got) == pytest.approx(-np.mean((a - b_) ** 2), rel=1e-9)
+            got.backward()
+            assert float(G.A.grad.abs().sum()) > 0
+
+
+def test_zcr_defaults_are_the_papers():
+    cfg = GanConfig.model_validate({"reg": "zcr"})
+    assert (cfg.zcr_sigma, cfg.zcr_gen_weight) == (0.03, 0.5)
+    (reg,) = build_regularizers(cfg.reg, None, cfg)
+    assert [t.weight for t in reg.terms()] == [5.0, 0.5]

@@ -37,6 +37,8 @@ class GanConfig(EfficiencyOptions):
     reg_interval: int = Field(1, ge=1, description="lazy regularization (D_reg/G_reg phases): every k steps, weight x k")
     lecam_start: int = Field(1000, ge=0, description="LeCam: G updates with anchors only, before the penalty counts")
     lecam_decay: float = Field(0.99, ge=0.0, le=1.0, description="LeCam: decay of the anchors' moving averages")
+    zcr_sigma: float = Field(0.03, gt=0.0, description="zCR: std of the latent perturbation")
+    zcr_gen_weight: float = Field(0.5, ge=0.0, description="zCR: weight of G's term (reg_weight sets D's)")
     aug: str = "none"
     aug_p: float = Field(1.0, ge=0.0, le=1.0, description="probability of augmenting each image (fixed p)")
     ada_target: Optional[float] = Field(
