@@ -9,7 +9,7 @@ from pydantic import ConfigDict, Field, ValidationInfo, field_validator, model_v
 
 from gensweep.trainables.efficiency import EfficiencyOptions
 from gensweep.trainables.gan.architectures import ARCHITECTURES
-from gensweep.trainables.gan.augment import AUGMENTATIONS
+from gensweep.trainables.gan.augment import AUGMENTATIONS, POLICY_SEPARATOR, parse_policy
 from gensweep.trainables.gan.conditioning import CONDITIONINGS
 from gensweep.trainables.gan.dynamic_d import DYNAMIC_D
 from gensweep.trainables.gan.losses import LOSSES
@@ -40,6 +40,9 @@ class GanConfig(EfficiencyOptions):
     zcr_sigma: float = Field(0.03, gt=0.0, description="zCR: std of the latent perturbation")
     zcr_gen_weight: float = Field(0.5, ge=0.0, description="zCR: weight of G's term (reg_weight sets D's)")
     aug: str = "none"
+    aug_policy: Optional[str] = Field(
+        None, description="DiffAugment policy replacing the aug's, e.g. 'translation,cutout' (applied in order)"
+    )
     aug_p: float = Field(1.0, ge=0.0, le=1.0, description="probability of augmenting each image (fixed p)")
     ada_target: Optional[float] = Field(
         None, gt=0.0, lt=1.0, description="ADA target for r_t = E[sign(D(real))]; None: p stays aug_p, else p starts at 0"
@@ -83,6 +86,11 @@ class GanConfig(EfficiencyOptions):
     def _aug(cls, v: str) -> str:
         AUGMENTATIONS.entry(v)
         return v
+
+    @field_validator("aug_policy")
+    @classmethod
+    def _aug_policy(cls, v: Optional[str]) -> Optional[str]:
+        return None if v is None else POLICY_SEPARATOR.join(parse_policy(v))
 
     @field_validator("conditioning")
     @classmethod

@@ -16,6 +16,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Optional
 
+from gensweep.trainables.gan.augment import AUGMENTATIONS
 from gensweep.trainables.gan.conditioning import CONDITIONINGS
 from gensweep.trainables.gan.losses import LOSSES
 from gensweep.trainables.gan.regularizers import REGULARIZERS, reg_names
@@ -96,6 +97,13 @@ def _ada_needs_aug(cfg: Any) -> Optional[str]:
     return None
 
 
+def _policy_needs_diffaugment(cfg: Any) -> Optional[str]:
+    if cfg.aug_policy is None or hasattr(AUGMENTATIONS.get(cfg.aug), "policy"):
+        return None
+    options = [n for n in AUGMENTATIONS.names() if hasattr(AUGMENTATIONS.get(n), "policy")]
+    return f"aug_policy={cfg.aug_policy!r} is a DiffAugment policy, but aug={cfg.aug!r} takes none; use one of {', '.join(options)}"
+
+
 RULES: list[Rule] = [
     Rule("conditioning-needs-labels", ("conditioning", "num_classes"), _labels),
     Rule("critic-needs-lipschitz", ("loss", "reg"), _lipschitz),
@@ -104,6 +112,7 @@ RULES: list[Rule] = [
     Rule("standalone-regularizer", ("reg",), _standalone),
     Rule("ambiguous-reg-weight", ("reg", "reg_weight"), _ambiguous_weight),
     Rule("ada-needs-augmentation", ("ada_target", "aug"), _ada_needs_aug),
+    Rule("policy-needs-diffaugment", ("aug", "aug_policy"), _policy_needs_diffaugment),
 ]
 
 

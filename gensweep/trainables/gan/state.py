@@ -51,7 +51,7 @@ class GanState:
         G, D = ARCHITECTURES.get(cfg.arch)(spec)
         self.regularizers = dict(zip(reg_names(cfg.reg), build_regularizers(cfg.reg, cfg.reg_weight, cfg)))
         self.augment = AugmentPipe(
-            cfg.aug, cfg.aug_p, target=cfg.ada_target, interval=cfg.ada_interval, speed=cfg.ada_speed
+            cfg.aug, cfg.aug_p, policy=cfg.aug_policy, target=cfg.ada_target, interval=cfg.ada_interval, speed=cfg.ada_speed
         )
         self.others: dict[str, Ingredient] = {
             "conditioning": CONDITIONINGS.get(cfg.conditioning)(cfg.num_classes, cfg.cond_weight),
