@@ -81,6 +81,19 @@ class NoisePath:
         c = self.coef(t, x0)
         return c.alpha * x0 + c.sigma * eps
 
+    # sigma/alpha noise level (Karras et al. 2022's sigma) and its inverse (bisection: it rises with t)
+    def noise_level(self, t: TimeLike) -> Tensor:
+        return self.sigma(t) / self.alpha(t)
+
+    def time_of_noise_level(self, level: Tensor) -> Tensor:
+        target = _as_t(level)
+        lo, hi = torch.zeros_like(target), torch.ones_like(target)
+        for _ in range(60):
+            mid = (lo + hi) / 2
+            below = self.noise_level(mid) < target
+            lo, hi = torch.where(below, mid, lo), torch.where(below, hi, mid)
+        return (lo + hi) / 2
+
     # --- ODE coordinates --------------------------------------------------------------------
     def ode_time(self, t: float) -> float:
         raise NotImplementedError
@@ -138,18 +151,8 @@ class VariancePreserving(NoisePath):
         ab = self._ab(_as_t(t))
         return ab / (1.0 - ab)
 
-    # sigma/alpha noise level and its inverse (bisection: alpha_bar is monotone in t)
     def noise_level(self, t: TimeLike) -> Tensor:
         return self.snr(t).rsqrt()
-
-    def time_of_noise_level(self, level: Tensor) -> Tensor:
-        target = _as_t(level)
-        lo, hi = torch.zeros_like(target), torch.ones_like(target)
-        for _ in range(60):
-            mid = (lo + hi) / 2
-            below = self.noise_level(mid) < target
-            lo, hi = torch.where(below, mid, lo), torch.where(below, hi, mid)
-        return (lo + hi) / 2
 
     def ode_time(self, t: float) -> float:
         return 0.0 if t <= 0 else float(self.noise_level(t))

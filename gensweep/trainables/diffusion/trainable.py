@@ -111,7 +111,8 @@ def sampler_fn(net: nn.Module, cfg: DiffusionConfig, device: torch.device, name:
                 denoise = make_denoiser(
                     net, path, pred, labels=lab, null_label=cfg.num_classes, guidance=cfg.guidance, clip=cfg.clip_denoised
                 )
-                x = solve(denoise, path, noise[i : i + cfg.eval_batch_size].to(device), steps, generator=g, eta=cfg.eta)
+                x = solve(denoise, path, noise[i : i + cfg.eval_batch_size].to(device), steps, generator=g, eta=cfg.eta,
+                          churn=cfg.churn())
                 out.append(x.clamp(-1, 1))
         finally:
             net.train(was_training)
