@@ -194,8 +194,9 @@ REPULSIONS = {("zcr", "zcr_gen")}  # zCR's G term is -lambda_gen ||G(z) - G(T(z)
 @pytest.mark.parametrize("name", REGULARIZERS.names())
 def test_regularizer_contract(name, res):
     torch.manual_seed(0)
-    G, D = ARCHITECTURES.get("dcgan")(_spec(res))
-    reg = REGULARIZERS.get(name)()
+    cls = REGULARIZERS.get(name)
+    G, D = ARCHITECTURES.get("stylegan2-lite" if cls.needs_mapping else "dcgan")(_spec(res))
+    reg = cls()
     reg.build(G, D)
     if name in ONE_SIDED:  # penalizes slopes above 1 only: make D steep enough to be penalized
         with torch.no_grad():
@@ -330,6 +331,32 @@ def _check_zcr():
             assert d_value > 0 and g_value < 0
 
 
+class ScaledStyleG(nn.Module):
+    """mapping: z broadcast to 2 ws; synthesis: ``scale`` times a fixed linear map of the ws."""
+
+    def __init__(self, scale: float):
+        super().__init__()
+        self.M = nn.Parameter(scale * torch.randn(2 * 8, 16, generator=torch.Generator().manual_seed(0)))
+        self.a = nn.Parameter(torch.ones(8))
+
+    def mapping(self, z, labels=None):
+        return (z * self.a).unsqueeze(1).repeat(1, 2, 1)
+
+    def synthesis(self, ws):
+        return (ws.flatten(1) @ self.M).view(-1, 1, 4, 4)
+
+
+def _check_path_length():
+    def value(scale: float) -> float:
+        (term,) = REGULARIZERS.get("path-length")().terms()
+        torch.manual_seed(0)
+        z = torch.randn(16, 8)
+        return float(term.fn(StepView(LATE, None, None, ScaledStyleG(scale), None, None, z=z)).detach())
+
+    assert value(0.0) == 0.0  # images that ignore w: no path length at all
+    assert math.isclose(value(2.0), 4 * value(1.0), rel_tol=1e-5)  # lengths and their average scale with J
+
+
 def _check_lecam():
     reg = REGULARIZERS.get("lecam")()
     (term,) = reg.terms()
@@ -415,6 +442,7 @@ THEORY_CHECKS = {
     "maxgp": _check_maxgp,
     "lecam": _check_lecam,
     "zcr": _check_zcr,
+    "path-length": _check_path_length,
     "cr": _check_consistency("cr"),
     "bcr": _check_consistency("bcr"),
     "ortho": _check_ortho,

@@ -20,6 +20,7 @@ BROKEN = {
     "ambiguous-reg-weight": ({"reg": "r1+lecam", "reg_weight": 5.0}, ["reg", "reg_weight"]),
     "ada-needs-augmentation": ({"ada_target": 0.6, "aug": "none"}, ["ada_target", "aug"]),
     "policy-needs-diffaugment": ({"aug_policy": "translation"}, ["aug", "aug_policy"]),
+    "regularizer-needs-mapping-network": ({"reg": "path-length", "arch": "resnet"}, ["reg", "arch"]),
 }
 
 

@@ -3,7 +3,7 @@
 Each :class:`Rule` looks at a field-valid config and returns a reason or None; its message
 names the fields involved. Rules read what components declare about themselves
 (``needs_labels``, ``needs_lipschitz``, ``lipschitz``, ``exclusive``, ``combinable``,
-``default_weight``),
+``default_weight``, ``needs_mapping`` / ``mapping_network``, a DiffAugment entry's ``policy``),
 never their names, so a new component is covered without editing this file.
 
 :class:`~gensweep.trainables.gan.config.GanConfig` enforces the rules (a ValueError naming
@@ -16,6 +16,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Optional
 
+from gensweep.trainables.gan.architectures import ARCHITECTURES
 from gensweep.trainables.gan.augment import AUGMENTATIONS
 from gensweep.trainables.gan.conditioning import CONDITIONINGS
 from gensweep.trainables.gan.losses import LOSSES
@@ -104,6 +105,17 @@ def _policy_needs_diffaugment(cfg: Any) -> Optional[str]:
     return f"aug_policy={cfg.aug_policy!r} is a DiffAugment policy, but aug={cfg.aug!r} takes none; use one of {', '.join(options)}"
 
 
+def _mapping_network(cfg: Any) -> Optional[str]:
+    needing = [n for n, cls in _regs(cfg) if cls.needs_mapping]
+    if not needing or getattr(ARCHITECTURES.get(cfg.arch), "mapping_network", False):
+        return None
+    options = [n for n in ARCHITECTURES.names() if getattr(ARCHITECTURES.get(n), "mapping_network", False)]
+    return (
+        f"reg={cfg.reg!r} includes {', '.join(needing)}, which needs a generator with a mapping network,"
+        f" but arch={cfg.arch!r} has none; use {', '.join(options)}"
+    )
+
+
 RULES: list[Rule] = [
     Rule("conditioning-needs-labels", ("conditioning", "num_classes"), _labels),
     Rule("critic-needs-lipschitz", ("loss", "reg"), _lipschitz),
@@ -113,6 +125,7 @@ RULES: list[Rule] = [
     Rule("ambiguous-reg-weight", ("reg", "reg_weight"), _ambiguous_weight),
     Rule("ada-needs-augmentation", ("ada_target", "aug"), _ada_needs_aug),
     Rule("policy-needs-diffaugment", ("aug", "aug_policy"), _policy_needs_diffaugment),
+    Rule("regularizer-needs-mapping-network", ("reg", "arch"), _mapping_network),
 ]
 
 

@@ -10,7 +10,8 @@ Declared properties the rules read (never the name):
 - ``default_weight``: None when the component takes no weight;
 - ``lipschitz``: it bounds D's Lipschitz constant (what a Wasserstein critic needs);
 - ``exclusive``: components sharing a group are redundant together (at most one per ``reg``);
-- ``combinable``: False for a component that only makes sense alone (``none``).
+- ``combinable``: False for a component that only makes sense alone (``none``);
+- ``needs_mapping``: it differentiates through G's mapping network (the architecture must have one).
 
 ``reg`` in the config is one name or several joined with ``+`` (e.g. ``r1+spectral-norm``).
 """
@@ -31,6 +32,7 @@ class Regularizer(Ingredient):
     lipschitz: bool = False
     exclusive: Optional[str] = None
     combinable: bool = True
+    needs_mapping: bool = False
     settings: tuple[str, ...] = ()  # config fields passed to the constructor as keywords
 
     def __init__(self, weight: Optional[float] = None):

@@ -134,13 +134,14 @@ class DRAGAN(Regularizer):
 
 
 def weight_matrices(net: nn.Module) -> list[Tensor]:
-    """Every conv / linear weight of ``net`` as a [filters, fan_in] matrix (spectral norm applied if present)."""
+    """Every conv / linear weight of ``net`` as a [filters, fan_in] matrix, as the layer applies it
+    (spectral norm applied if present; times ``weight_gain`` for equalized-learning-rate layers)."""
     out = []
     for m in net.modules():
         if isinstance(m, nn.ConvTranspose2d):
             out.append(m.weight.transpose(0, 1).flatten(1))
         elif isinstance(m, (nn.Conv2d, nn.Linear)):
-            out.append(m.weight.flatten(1))
+            out.append(m.weight.flatten(1) * getattr(m, "weight_gain", 1.0))
     return [w for w in out if w.shape[0] > 1]
 
 
