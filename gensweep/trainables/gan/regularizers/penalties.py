@@ -75,62 +75,56 @@ class R2(Regularizer):
 
 @REGULARIZERS.register("gp", ref="Gulrajani et al. 2017, Improved Training of Wasserstein GANs (gradient penalty)")
 class GradientPenalty(Regularizer):
-    """lambda E (||grad D(x_hat)|| - 1)^2 on random interpolates of real and fake; lazy (D_reg phase)."""
+    """lambda E (||grad D(x_hat)|| - 1)^2 on random interpolates of real and fake (D_reg).
+
+    The base of the other penalties on D's slopes at points built from the batch: they change
+    ``points`` (where the slopes are taken) and/or ``penalty`` (how they are penalized)."""
 
     default_weight = 10.0
     lipschitz = True
+    term_name = "gp"
+
+    def points(self, v: StepView) -> Tensor:
+        return interpolates(v.real, v.fake)
+
+    def penalty(self, slopes: Tensor) -> Tensor:
+        return ((slopes - 1.0) ** 2).mean()
 
     def terms(self) -> list[Term]:
-        def gp(v: StepView) -> Tensor:
-            return ((grad_norm(v, interpolates(v.real, v.fake)) - 1.0) ** 2).mean()
-
-        return [Term("gp", "D_reg", gp, self.weight)]
+        return [Term(self.term_name, "D_reg", lambda v: self.penalty(grad_norm(v, self.points(v))), self.weight)]
 
 
 @REGULARIZERS.register("lp", ref="Petzka et al. 2018, On the regularization of Wasserstein GANs (Lipschitz penalty, WGAN-LP)")
-class LipschitzPenalty(Regularizer):
+class LipschitzPenalty(GradientPenalty):
     """lambda E max(0, ||grad D(x_hat)|| - 1)^2 on the interpolates of WGAN-GP: only slopes above 1 are penalized."""
 
-    default_weight = 10.0
-    lipschitz = True
+    term_name = "lp"
 
-    def terms(self) -> list[Term]:
-        def lp(v: StepView) -> Tensor:
-            return torch.relu(grad_norm(v, interpolates(v.real, v.fake)) - 1.0).pow(2).mean()
-
-        return [Term("lp", "D_reg", lp, self.weight)]
+    def penalty(self, slopes: Tensor) -> Tensor:
+        return torch.relu(slopes - 1.0).pow(2).mean()
 
 
 @REGULARIZERS.register("maxgp", ref="Zhou et al. 2019, Lipschitz Generative Adversarial Nets (max gradient penalty)")
-class MaxGradientPenalty(Regularizer):
+class MaxGradientPenalty(GradientPenalty):
     """lambda max_i ||grad D(x_hat_i)||^2 over the batch's interpolates (StudioGAN's LGAN)."""
 
-    default_weight = 10.0
-    lipschitz = True
+    term_name = "maxgp"
 
-    def terms(self) -> list[Term]:
-        def maxgp(v: StepView) -> Tensor:
-            return grad_norm(v, interpolates(v.real, v.fake)).pow(2).max()
-
-        return [Term("maxgp", "D_reg", maxgp, self.weight)]
+    def penalty(self, slopes: Tensor) -> Tensor:
+        return slopes.pow(2).max()
 
 
 @REGULARIZERS.register("dragan", ref="Kodali et al. 2017, On Convergence and Stability of GANs (DRAGAN)")
-class DRAGAN(Regularizer):
+class DRAGAN(GradientPenalty):
     """lambda E (||grad D(x_hat)|| - 1)^2 around the real data, at x_hat = x + a * 0.5 std(x) u with
     a ~ U[0, 1) per sample, u ~ U[0, 1)^d and std over the whole batch (the official code; StudioGAN)."""
 
-    default_weight = 10.0
-    lipschitz = True
+    term_name = "dragan"
 
-    def terms(self) -> list[Term]:
-        def dragan(v: StepView) -> Tensor:
-            x = v.real.detach()
-            alpha = per_sample_uniform(x)
-            x_hat = x + alpha * (0.5 * x.std(correction=0) * torch.rand_like(x))
-            return ((grad_norm(v, x_hat) - 1.0) ** 2).mean()
-
-        return [Term("dragan", "D_reg", dragan, self.weight)]
+    def points(self, v: StepView) -> Tensor:
+        x = v.real.detach()
+        alpha = per_sample_uniform(x)
+        return x + alpha * (0.5 * x.std(correction=0) * torch.rand_like(x))
 
 
 def weight_matrices(net: nn.Module) -> list[Tensor]:
