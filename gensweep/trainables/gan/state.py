@@ -28,7 +28,7 @@ def adam_settings(cfg: GanConfig, terms: list[Term]) -> dict[str, dict[str, Any]
     ``betas ** (k/(k+1))`` (Karras et al. 2020, Analyzing and Improving the Image Quality of StyleGAN).
     """
     k = cfg.reg_interval
-    lazy_nets = {t.phase[0] for t in terms if t.phase in LAZY_PHASES} if k > 1 else set()
+    lazy_nets = {t.phase.split("_")[0] for t in terms if t.phase in LAZY_PHASES} if k > 1 else set()  # "D", "G"
     out = {}
     for net, lr in (("G", cfg.lr), ("D", cfg.lr * cfg.ttur)):
         ratio = k / (k + 1) if net in lazy_nets else 1.0

@@ -34,7 +34,9 @@ class LeCam(Regularizer):
     anchors with the batch means -- taking them as they are (decay 0) before iteration
     ``lecam_start``, then with decay ``lecam_decay`` -- and the penalty counts from iteration
     ``lecam_start + 1`` (both references: 1000). An iteration is a G update (``step // n_dis``),
-    the references' unit. The anchors live in ``state`` (checkpointed with the trial).
+    the references' unit. The anchors live in ``state`` (checkpointed with the trial); the first
+    update always takes the batch means (with ``lecam_start`` 0 the references would average them
+    with their placeholder initial anchors).
     """
 
     default_weight = 0.3
