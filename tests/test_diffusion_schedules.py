@@ -25,13 +25,13 @@ T_OPEN = T[1:-1]  # where SNR is finite and nonzero for every path
 
 
 def test_registries_hold_the_advertised_components_with_references():
-    assert PATHS.names() == ["cosine", "flow", "linear"]
+    assert PATHS.names() == ["cosine", "flow", "linear", "sigmoid"]
     assert PREDICTIONS.names() == ["eps", "v", "velocity", "x0"]
     assert WEIGHTINGS.names() == ["min-snr", "uniform"]
     assert all(PATHS.describe().values()) and all(PREDICTIONS.describe().values())
 
 
-@pytest.mark.parametrize("name", ["linear", "cosine", "flow"])
+@pytest.mark.parametrize("name", ["linear", "cosine", "sigmoid", "flow"])
 def test_schedule_is_monotone_with_the_right_endpoints(name):
     p = get_path(name)
     ab, a, s = p.alpha_bar(T), p.alpha(T), p.sigma(T)
@@ -46,7 +46,7 @@ def test_schedule_is_monotone_with_the_right_endpoints(name):
         torch.testing.assert_close(a**2 + s**2, torch.ones_like(T))
 
 
-@pytest.mark.parametrize("name", ["linear", "cosine", "flow"])
+@pytest.mark.parametrize("name", ["linear", "cosine", "sigmoid", "flow"])
 def test_derivatives_match_finite_differences(name):
     p, h = get_path(name), 1e-6
     t = torch.linspace(0.01, 0.99, 50, dtype=torch.float64)
@@ -54,18 +54,18 @@ def test_derivatives_match_finite_differences(name):
     torch.testing.assert_close(p.d_sigma(t), (p.sigma(t + h) - p.sigma(t - h)) / (2 * h), rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize("name", ["linear", "cosine"])
+@pytest.mark.parametrize("name", ["linear", "cosine", "sigmoid"])
 def test_continuous_alpha_bar_matches_the_papers_discrete_betas(name):
     p = get_path(name)
     betas = p.betas(1000)
     assert betas.shape == (1000,) and (betas > 0).all() and (betas <= 0.999).all()
     discrete = torch.cumprod(1 - betas, 0)
     t = torch.arange(1, 1001, dtype=torch.float64) / 1000
-    head = slice(0, 990)  # cosine's last betas are clipped at 0.999 in the paper
+    head = slice(0, 990)  # cosine's and sigmoid's last betas are clipped at 0.999 (the papers / reference code)
     torch.testing.assert_close(discrete[head], p.alpha_bar(t)[head], rtol=0.05, atol=1e-4)
 
 
-@pytest.mark.parametrize("name", ["linear", "cosine"])
+@pytest.mark.parametrize("name", ["linear", "cosine", "sigmoid"])
 def test_ode_grid_is_karras_spaced_and_invertible(name):
     p = get_path(name)
     grid = p.ode_grid(18)
@@ -75,7 +75,7 @@ def test_ode_grid_is_karras_spaced_and_invertible(name):
     torch.testing.assert_close(levels.diff(), levels.diff()[:1].expand(17), rtol=1e-6, atol=1e-9)  # equal steps in sigma^(1/rho)
 
 
-@pytest.mark.parametrize("name", ["linear", "cosine", "flow"])
+@pytest.mark.parametrize("name", ["linear", "cosine", "sigmoid", "flow"])
 def test_every_conversion_round_trips_to_the_identity(name):
     p = get_path(name)
     g = torch.Generator().manual_seed(0)

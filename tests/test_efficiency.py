@@ -102,7 +102,7 @@ def gan_state(**kw) -> tuple[GanState, list, StepInputs]:
     cfg = GanConfig.model_validate({**TINY["gan"], "reg": "r1", **kw})
     st = GanState(cfg, torch.device("cpu"))
     phases = build_phases(adv=LOSSES.get(cfg.loss), G=st.G, D=st.D, fast_G=st.fast["G"], fast_D=st.fast["D"],
-                          augment=st.augment, terms=st.terms())
+                          augment=st.augment, terms=st.terms(), reg_interval=cfg.reg_interval)
     real = next(make_batches()(0))["image"]
     return st, phases, StepInputs(step=0, real=real, labels=None, z_fn=lambda n: torch.randn(n, cfg.z_dim))
 
@@ -111,18 +111,35 @@ def test_gradient_penalty_phase_runs_in_fp32_under_bf16():
     ctx = LocalContext({}, make_batches())
     r1 = {}
     for precision in ("fp32", "bf16"):
-        st, phases, inp = gan_state(precision=precision)
+        st, phases, inp = gan_state(precision=precision, reg_interval=2)  # lazy: r1 has its own D_reg phase
         by_name = {p.name: p for p in phases}
+        start = {k: v.clone() for k, v in st.D.state_dict().items()}
+        with conv_outputs(st.D) as main:
+            run_phase(by_name["D_main"], st, inp, ctx)  # (D_main runs first in every step: D_reg uses its fakes)
+        st.D.load_state_dict(start)  # the penalty at the same weights under both settings
         with conv_outputs(st.D) as reg:
             loss, logs = run_phase(by_name["D_reg"], st, inp, ctx)  # double backward through D
-        with conv_outputs(st.D) as main:
-            run_phase(by_name["D_main"], st, inp, ctx)
         assert {d for d, _ in main} == {efficiency.PRECISIONS[precision]}
         assert {d for d, _ in reg} == {torch.float32}
         assert torch.isfinite(torch.tensor(loss)) and logs["term/D_reg/r1"] > 0
         assert all(torch.isfinite(p).all() for p in st.D.parameters())
         r1[precision] = logs["term/D_reg/r1"]
     assert r1["bf16"] == r1["fp32"]  # same weights, same batch: the penalty does not depend on the setting
+
+
+def test_non_lazy_gradient_penalty_joins_d_main_in_fp32_under_bf16():
+    ctx = LocalContext({}, make_batches())
+    r1 = {}
+    for precision in ("fp32", "bf16"):
+        st, phases, inp = gan_state(precision=precision)
+        assert [p.name for p in phases] == ["D_main", "G_main"]
+        with conv_outputs(st.D) as seen:
+            loss, logs = run_phase(phases[0], st, inp, ctx)
+        # the adversarial forwards in the trial's precision, the penalty's double backward in fp32
+        assert {d for d, _ in seen} == {efficiency.PRECISIONS[precision], torch.float32}
+        assert torch.isfinite(torch.tensor(loss)) and logs["term/D_reg/r1"] > 0
+        r1[precision] = logs["term/D_reg/r1"]
+    assert r1["bf16"] == r1["fp32"]
 
 
 def test_options_are_validated_fields_of_both_families():

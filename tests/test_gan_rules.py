@@ -19,6 +19,8 @@ BROKEN = {
     "standalone-regularizer": ({"reg": "none+r1"}, ["reg"]),
     "ambiguous-reg-weight": ({"reg": "r1+lecam", "reg_weight": 5.0}, ["reg", "reg_weight"]),
     "ada-needs-augmentation": ({"ada_target": 0.6, "aug": "none"}, ["ada_target", "aug"]),
+    "policy-needs-diffaugment": ({"aug_policy": "translation"}, ["aug", "aug_policy"]),
+    "regularizer-needs-mapping-network": ({"reg": "path-length", "arch": "resnet"}, ["reg", "arch"]),
 }
 
 

@@ -65,9 +65,9 @@ def test_resume_continues_step_counter_and_optimizer_state_exactly():
     train_gan(resumed)
     assert [r["step"] for r in resumed.reports] == [8]  # continues at 4, not from 0
     end = resumed.states[-1]
-    # D main and D reg each step D's optimizer: 2 Adam steps per training step.
-    assert adam_steps_at_save == 8
-    assert end["opt_D"]["state"][0]["step"].item() == adam_steps_at_save + 8
+    # r1 with reg_interval 1 joins D's main phase: one Adam step per training step.
+    assert adam_steps_at_save == 4
+    assert end["opt_D"]["state"][0]["step"].item() == adam_steps_at_save + 4
     for key in ("G", "D", "G_ema"):
         torch.testing.assert_close(_flat(end, key), _flat(straight.states[-1], key), rtol=1e-5, atol=1e-6)
     ref = straight.states[-1]["opt_G"]["state"][0]["exp_avg"]
@@ -90,7 +90,7 @@ def test_empty_shard_is_an_error_not_a_hang():
 
 # LeCam anchors, ADA's p and statistics, DynamicD's schedule and the AC-GAN head all carry
 # across a resume: the resumed run must end bit-for-bit where the straight run ends.
-STATEFUL = {**CFG, "eval_every": 5, "reg": "lecam", "aug": "diffaug-translation", "ada_target": 0.3, "ada_interval": 3, "ada_speed": 10,
+STATEFUL = {**CFG, "eval_every": 5, "reg": "lecam", "lecam_start": 2, "aug": "diffaug-translation", "ada_target": 0.3, "ada_interval": 3, "ada_speed": 10,
             "dynamic_d": "grow", "conditioning": "acgan", "num_classes": 10, "reg_interval": 1}
 
 

@@ -128,9 +128,9 @@ def test_trial_resumes_from_its_checkpoint(tmp_path, ray_local):
     with second.checkpoint.as_directory() as d:
         resumed = load_state_file(str(Path(d) / STATE_FILE))
     assert resumed["step"] == 30
-    # Adam's per-parameter step counts continue (D: main + R1 phase each step, G: one per step)
+    # Adam's per-parameter step counts continue (one per step each: non-lazy R1 joins D's main phase)
     assert resumed["opt_G"]["state"][0]["step"].item() == saved["opt_G"]["state"][0]["step"].item() + 15
-    assert resumed["opt_D"]["state"][0]["step"].item() == saved["opt_D"]["state"][0]["step"].item() + 30
+    assert resumed["opt_D"]["state"][0]["step"].item() == saved["opt_D"]["state"][0]["step"].item() + 15
     first_key = next(iter(saved["G"]))
     assert not torch.equal(resumed["G"][first_key], saved["G"][first_key])
 

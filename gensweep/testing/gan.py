@@ -28,6 +28,7 @@ from gensweep.testing.gan_support import (
     finite,
     gan_view,
     grad_total,
+    networks_for,
 )
 from gensweep.testing.gan_theory import THEORY_CHECKS
 from gensweep.testing.registries import RegistrySuite
@@ -37,6 +38,9 @@ from gensweep.trainables.gan.config import GanConfig
 from gensweep.trainables.gan.dynamic_d import DynamicD, kept_channels
 from gensweep.trainables.gan.terms import PHASES, StepView
 from gensweep.trainables.registry import Registry
+
+ONE_SIDED = {"lp"}  # penalizes only slopes above 1
+REPULSIONS = {("zcr", "zcr_gen")}  # zCR's G term is -lambda_gen ||G(z) - G(T(z))||^2: a reward for G
 
 # (resolution, attention, channels) of the architecture checks: both resolutions with and
 # without attention, and 3 channels once
@@ -159,16 +163,21 @@ class GanComponentSuite(RegistrySuite):
     @pytest.mark.parametrize("res", RESOLUTIONS)
     def test_regularizer_contract(self, reg, res):
         torch.manual_seed(0)
-        G, D = dcgan(res)
+        G, D = networks_for(reg, res)
         component = self.registries["reg"].get(reg)()
         component.build(G, D)
+        if reg in ONE_SIDED:  # penalizes slopes above 1 only: make D steep enough to be penalized
+            with torch.no_grad():
+                for p in D.parameters():
+                    p.mul_(4.0)
         for t in component.terms():
             assert t.phase in PHASES and t.weight >= 0
             G.zero_grad()
             D.zero_grad()
             on_g = t.phase.startswith("G")
             value = t.fn(gan_view(G, D, res, G_phase=on_g))
-            assert value.dim() == 0 and finite(value) and value >= 0, (reg, t.name)
+            sign = -1 if (reg, t.name) in REPULSIONS else 1
+            assert value.dim() == 0 and finite(value) and sign * value >= 0, (reg, t.name)
             value.backward()
             assert grad_total(G if on_g else D) > 0, f"{reg}/{t.name}: no gradient reaches {'G' if on_g else 'D'}"
         # hooks run and leave the networks usable

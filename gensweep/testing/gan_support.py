@@ -9,6 +9,7 @@ from gensweep.trainables.gan.regularizers import REGULARIZERS
 from gensweep.trainables.gan.terms import StepView
 
 RESOLUTIONS = (28, 32)
+LATE = 10**6  # a step past every regularizer's warm-up (e.g. LeCam's start)
 K = 10  # classes
 Z_DIM = 8
 
@@ -26,15 +27,23 @@ def dcgan(res: int = 32, cond: str = "none") -> tuple[nn.Module, nn.Module]:
     return ARCHITECTURES.get("dcgan")(arch_spec(res, cond))
 
 
+def networks_for(reg: str, res: int = 32) -> tuple[nn.Module, nn.Module]:
+    """The small pair a regularizer acts on: a StyleGAN2-lite pair for one that needs a mapping
+    network (path length), else DCGAN."""
+    arch = "stylegan2-lite" if REGULARIZERS.get(reg).needs_mapping else "dcgan"
+    return ARCHITECTURES.get(arch)(arch_spec(res))
+
+
 def gan_view(G: nn.Module, D: nn.Module, res: int, *, G_phase: bool = False, n: int = 6, seed: int = 0) -> StepView:
     """An unconditional step view: random real images, G's fakes (detached outside G phases)."""
     torch.manual_seed(seed)
     real = torch.rand(n, 1, res, res) * 2 - 1
-    fake = G(torch.randn(n, Z_DIM))
+    z = torch.randn(n, Z_DIM)
+    fake = G(z)
     if not G_phase:
         fake = fake.detach()
     rl, fl = D(real), D(fake)
-    return StepView(0, real, None, G, D, lambda x, y: D(x, y), fake, rl, fl)
+    return StepView(LATE, real, None, G, D, lambda x, y: D(x, y), fake, rl, fl, z=z)
 
 
 def grad_total(net: nn.Module) -> float:
@@ -75,7 +84,7 @@ def critic_view(D: nn.Module, res: int = 32, n: int = 6, seed: int = 0) -> StepV
     torch.manual_seed(seed)
     real = torch.rand(n, 1, res, res) * 2 - 1
     fake = torch.rand(n, 1, res, res) * 2 - 1
-    return StepView(0, real, None, None, D, lambda x, y: D(x, y), fake, D(real), D(fake))
+    return StepView(LATE, real, None, None, D, lambda x, y: D(x, y), fake, D(real), D(fake))
 
 
 def only_value(name: str, view: StepView) -> float:

@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from gensweep.testing.gan_support import (
+    LATE,
     ConstCritic,
     LinearCritic,
     PooledCritic,
@@ -47,13 +48,15 @@ def _check_lecam():
     reg = REGULARIZERS.get("lecam")()
     (term,) = reg.terms()
     real_out, fake_out = torch.full((5,), 1.5), torch.full((5,), -0.5)
-    reg.load_state_dict({"ema_real": -0.5, "ema_fake": 1.5, "initialized": True})  # outputs == anchors
-    v = StepView(0, None, None, None, None, None, real_logits=real_out, fake_logits=fake_out)
+    v = StepView(LATE, None, None, None, None, None, real_logits=real_out, fake_logits=fake_out)
+    early = StepView(reg.start, None, None, None, None, None, real_logits=real_out, fake_logits=fake_out)
+    assert float(term.fn(early)) == 0.0  # not before its start iteration
+    # D(x) at or below a_F and D(G(z)) at or above a_R: nothing to penalize (the ReLU)
+    reg.load_state_dict({"ema_real": -2.0, "ema_fake": 3.0, "initialized": True})
     assert float(term.fn(v)) == 0.0
-    reg.load_state_dict({"ema_real": 0.0, "ema_fake": 0.0})
-    assert math.isclose(float(term.fn(v)), 1.5**2 + 0.5**2)
-    reg.after_phase("D_main", v)  # anchors move toward the observed means
-    assert 0 < reg.state["ema_real"] < 1.5 and -0.5 < reg.state["ema_fake"] < 0
+    reg.load_state_dict({"ema_real": 0.5, "ema_fake": 0.5})  # this step's update: a_R = 0.51, a_F = 0.49
+    assert math.isclose(float(term.fn(v)), (1.5 - 0.49) ** 2 + (0.51 + 0.5) ** 2, rel_tol=1e-6)
+    assert math.isclose(reg.state["ema_real"], 0.51) and math.isclose(reg.state["ema_fake"], 0.49)
 
 
 def _check_consistency(name: str) -> Callable[[], None]:
@@ -119,12 +122,85 @@ def _check_spectral(name: str, on_g: bool) -> Callable[[], None]:
     return check
 
 
+def _check_unit_slope_penalty(name, at_double_slope):
+    def check():
+        w = torch.randn(32 * 32)
+        assert only_value(name, critic_view(LinearCritic(w / w.norm()))) < 1e-8  # slope 1 everywhere
+        assert math.isclose(only_value(name, critic_view(LinearCritic(2 * w / w.norm()))), at_double_slope, rel_tol=1e-4)
+        if name == "lp":  # one-sided: a critic flatter than 1-Lipschitz is not penalized
+            assert only_value(name, critic_view(LinearCritic(0.5 * w / w.norm()))) == 0.0
+
+    return check
+
+
+def _check_maxgp():
+    w = torch.randn(32 * 32)  # D(x) = w.x: every slope is ||w||, so the max of the squares is ||w||^2
+    assert math.isclose(only_value("maxgp", critic_view(LinearCritic(w))), float(w @ w), rel_tol=1e-4)
+    assert only_value("maxgp", critic_view(ConstCritic())) < 1e-10
+
+
+class LatentGenerator(nn.Module):
+    """G(z) = (A z) as a 1 x 32 x 32 image; ``scale`` 0 ignores z entirely."""
+
+    def __init__(self, scale: float):
+        super().__init__()
+        self.A = nn.Parameter(scale * torch.randn(32 * 32, 8))
+
+    def forward(self, z, labels=None):
+        return (z @ self.A.t()).view(-1, 1, 32, 32)
+
+
+def _check_zcr():
+    d_term, g_term = REGULARIZERS.get("zcr")().terms()
+    D = LinearCritic(torch.randn(32 * 32))
+    for scale in (0.0, 1.0):
+        G, z = LatentGenerator(scale), torch.randn(6, 8)
+        fake = G(z)
+        d_value = float(d_term.fn(StepView(LATE, None, None, G, D, None, fake.detach(), z=z)).detach())
+        g_value = float(g_term.fn(StepView(LATE, None, None, G, D, None, fake, z=z)).detach())
+        if scale == 0.0:  # G ignores z: T(z) changes nothing
+            assert d_value == 0.0 and g_value == 0.0
+        else:
+            assert d_value > 0 and g_value < 0
+
+
+class ScaledStyleG(nn.Module):
+    """mapping: z broadcast to 2 ws; synthesis: ``scale`` times a fixed linear map of the ws."""
+
+    def __init__(self, scale: float):
+        super().__init__()
+        self.M = nn.Parameter(scale * torch.randn(2 * 8, 16, generator=torch.Generator().manual_seed(0)))
+        self.a = nn.Parameter(torch.ones(8))
+
+    def mapping(self, z, labels=None):
+        return (z * self.a).unsqueeze(1).repeat(1, 2, 1)
+
+    def synthesis(self, ws):
+        return (ws.flatten(1) @ self.M).view(-1, 1, 4, 4)
+
+
+def _check_path_length():
+    def value(scale: float) -> float:
+        (term,) = REGULARIZERS.get("path-length")().terms()
+        torch.manual_seed(0)
+        z = torch.randn(16, 8)
+        return float(term.fn(StepView(LATE, None, None, ScaledStyleG(scale), None, None, z=z)).detach())
+
+    assert value(0.0) == 0.0  # images that ignore w: no path length at all
+    assert math.isclose(value(2.0), 4 * value(1.0), rel_tol=1e-5)  # lengths and their average scale with J
+
+
 THEORY_CHECKS: dict[str, Callable[[], None]] = {
     "none": _check_none,
     "r1": _check_gradient_penalty_at("r1"),
     "r2": _check_gradient_penalty_at("r2"),
     "gp": _check_gp,
     "lecam": _check_lecam,
+    "dragan": _check_unit_slope_penalty("dragan", 1.0),
+    "lp": _check_unit_slope_penalty("lp", 1.0),
+    "maxgp": _check_maxgp,
+    "zcr": _check_zcr,
+    "path-length": _check_path_length,
     "cr": _check_consistency("cr"),
     "bcr": _check_consistency("bcr"),
     "ortho": _check_ortho,

@@ -10,7 +10,7 @@ from gensweep.trainables.diffusion.parameterization import (
     NEEDS_POSITIVE_ALPHA,
     PREDICTIONS,
 )
-from gensweep.trainables.diffusion.samplers import SAMPLERS, parse_setting
+from gensweep.trainables.diffusion.samplers import SAMPLERS, Churn, parse_setting
 from gensweep.trainables.diffusion.schedules import PATHS, get_path
 from gensweep.trainables.efficiency import EfficiencyOptions
 
@@ -53,6 +53,10 @@ class DiffusionConfig(EfficiencyOptions):
     sampler: Optional[str] = Field(None, description="searchable override of the first eval setting's sampler")
     sample_steps: Optional[int] = Field(None, ge=1, description="searchable override of the first eval setting's steps")
     eta: float = Field(0.0, ge=0.0, le=1.0, description="DDIM stochasticity (0: deterministic, 1: DDPM posterior)")
+    s_churn: float = Field(0.0, ge=0.0, description="EDM stochastic sampling (heun, euler): churn; 0: deterministic")
+    s_tmin: float = Field(0.0, ge=0.0, description="EDM churn only at noise levels (sigma/alpha) >= s_tmin")
+    s_tmax: Optional[float] = Field(None, ge=0.0, description="EDM churn only at noise levels <= s_tmax; None: no bound")
+    s_noise: float = Field(1.0, gt=0.0, description="EDM churn: std of the added noise per unit of noise level")
     guidance: float = Field(1.0, ge=0.0, description="classifier-free guidance scale (1: plain conditional)")
     clip_denoised: bool = Field(True, description="clip predicted x0 to [-1, 1] while sampling")
     eval_batch_size: int = Field(256, ge=1, description="images per sampling batch")
@@ -112,9 +116,16 @@ class DiffusionConfig(EfficiencyOptions):
             raise ValueError("guidance needs a class-conditional model (num_classes > 0)")
         if self.eta > 0 and not any(s.startswith("ddim:") for s in self.eval_samplers):
             raise ValueError(f"eta only affects the ddim sampler, which is not among eval_samplers {self.eval_samplers}")
+        if self.s_churn > 0 and not any(s.startswith(("heun:", "euler:")) for s in self.eval_samplers):
+            raise ValueError(f"s_churn only affects the heun and euler samplers, which are not among {self.eval_samplers}")
+        if self.s_tmax is not None and self.s_tmin > self.s_tmax:
+            raise ValueError(f"s_tmin {self.s_tmin} is above s_tmax {self.s_tmax}: churn would never apply")
         if self.resolution < 2 ** (len(self.channel_mult) - 1):
             raise ValueError(f"resolution {self.resolution} is too small for {len(self.channel_mult)} U-Net levels")
         return self
+
+    def churn(self) -> Churn:
+        return Churn(self.s_churn, self.s_tmin, self.s_tmax, self.s_noise)
 
     def settings(self) -> list[tuple[str, int]]:
         """The (sampler, steps) pairs to evaluate, primary first."""

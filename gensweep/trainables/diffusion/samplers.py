@@ -1,19 +1,21 @@
 """Samplers: turn a denoiser into samples by walking a time grid from t = 1 (noise) to t = 0.
 
-One signature for all: ``sampler(denoise, path, noise, steps, *, generator=None, eta=0.0)``.
+One signature for all: ``sampler(denoise, path, noise, steps, *, generator=None, eta=0.0, churn=None)``.
 
 * ``denoise(x, t) -> (x0_hat, eps_hat)`` at a float time ``t`` in (0, 1] (see :mod:`.denoiser`);
 * ``noise`` is a standard normal tensor of the output shape (the start is ``sigma(1) * noise``);
 * ``steps`` is the number of grid intervals (Heun evaluates the denoiser ``2 * steps - 1`` times);
 * ``generator`` (a CPU ``torch.Generator``) draws the fresh noise of stochastic steps, so a
   sample is a function of the seed alone;
-* ``eta`` is read by DDIM only.
+* ``eta`` is read by DDIM only; ``churn`` (a :class:`Churn`, EDM's stochastic sampling) by the
+  ODE solvers (Heun, Euler) only.
 
 All of them work on any path from :mod:`.schedules` (diffusion schedules and the flow path).
 """
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Callable, Optional, Protocol
 
 import torch
@@ -25,10 +27,27 @@ Tensor = torch.Tensor
 Denoiser = Callable[[Tensor, float], tuple[Tensor, Tensor]]
 
 
+@dataclass(frozen=True)
+class Churn:
+    """EDM's stochastic sampling (Karras et al. 2022, Alg. 2): before the step from noise level s_i
+    (the path's sigma / alpha), with s_i in [s_tmin, s_tmax], raise it to s_i (1 + gamma),
+    gamma = min(s_churn / steps, sqrt(2) - 1), by adding fresh noise of std s_noise per unit level.
+    ``s_churn = 0`` (the default) is the deterministic sampler, drawing no noise at all."""
+
+    s_churn: float = 0.0
+    s_tmin: float = 0.0
+    s_tmax: Optional[float] = None  # None: no upper bound
+    s_noise: float = 1.0
+
+    def gamma(self, level: float, steps: int) -> float:
+        inside = self.s_tmin <= level and (self.s_tmax is None or level <= self.s_tmax)
+        return min(self.s_churn / steps, math.sqrt(2) - 1) if self.s_churn > 0 and inside else 0.0
+
+
 class Sampler(Protocol):
     def __call__(
         self, denoise: Denoiser, path: NoisePath, noise: Tensor, steps: int, *,
-        generator: Optional[torch.Generator] = None, eta: float = 0.0,
+        generator: Optional[torch.Generator] = None, eta: float = 0.0, churn: Optional[Churn] = None,
     ) -> Tensor: ...
 
 
@@ -54,7 +73,7 @@ def _posterior_var(path: NoisePath, t: float, s: float) -> tuple[float, float, f
 
 
 @SAMPLERS.register("ddpm", ref="Ho et al. 2020, Denoising Diffusion Probabilistic Models (ancestral sampling)")
-def ddpm(denoise, path, noise, steps, *, generator=None, eta=0.0):
+def ddpm(denoise, path, noise, steps, *, generator=None, eta=0.0, churn=None):
     """Ancestral sampling from the posterior q(x_s | x_t, x0 = x0_hat) on a uniform grid of ``steps``
     intervals (respaced as in Nichol & Dhariwal 2021), with the posterior variance beta-tilde."""
     grid = path.uniform_grid(steps)
@@ -71,7 +90,7 @@ def ddpm(denoise, path, noise, steps, *, generator=None, eta=0.0):
 
 
 @SAMPLERS.register("ddim", ref="Song et al. 2021, Denoising Diffusion Implicit Models")
-def ddim(denoise, path, noise, steps, *, generator=None, eta=0.0):
+def ddim(denoise, path, noise, steps, *, generator=None, eta=0.0, churn=None):
     """``x_s = alpha_s x0_hat + sqrt(sigma_s^2 - c^2) eps_hat + c z`` with ``c = eta * std of q(x_s | x_t, x0)``:
     deterministic for eta = 0, the DDPM posterior for eta = 1. Uniform grid of ``steps`` intervals."""
     grid = path.uniform_grid(steps)
@@ -86,10 +105,31 @@ def ddim(denoise, path, noise, steps, *, generator=None, eta=0.0):
     return x
 
 
-def _ode_solve(denoise, path: NoisePath, noise: Tensor, steps: int, second_order: bool) -> Tensor:
+def _churn(path: NoisePath, x: Tensor, t: float, gamma: float, s_noise: float,
+           generator: Optional[torch.Generator]) -> tuple[Tensor, float]:
+    """Noise ``x`` from time ``t`` up to the time whose noise level is (1 + gamma) times t's, capped at
+    t = 1 (the top level the network is trained for): ``x_hat = a x + sqrt(sigma_hat^2 - a^2 sigma^2) z``
+    with ``a = alpha_hat / alpha``; in EDM's coordinates this is ``y + sqrt(s_hat^2 - s^2) z``."""
+    level, top = float(path.noise_level(t)), float(path.noise_level(1.0))
+    if not math.isfinite(level):  # pure noise already (the flow path at t = 1)
+        return x, t
+    t_hat = float(path.time_of_noise_level(torch.tensor(min(level * (1 + gamma), top), dtype=torch.float64)))
+    if t_hat <= t:
+        return x, t
+    (a_t, s_t), (a_h, s_h) = _coefs(path, t), _coefs(path, t_hat)
+    ratio = a_h / a_t
+    std = math.sqrt(max(s_h**2 - ratio**2 * s_t**2, 0.0)) * s_noise
+    return ratio * x + std * _fresh_noise(x, generator), t_hat
+
+
+def _ode_solve(denoise, path: NoisePath, noise: Tensor, steps: int, second_order: bool,
+               churn: Optional[Churn], generator: Optional[torch.Generator]) -> Tensor:
     grid = path.ode_grid(steps)
     x = float(path.sigma(1.0)) * noise
     for t, s in zip(grid[:-1], grid[1:]):
+        gamma = churn.gamma(float(path.noise_level(t)), steps) if churn is not None else 0.0
+        if gamma > 0:
+            x, t = _churn(path, x, t, gamma, churn.s_noise, generator)
         tau_t, tau_s = path.ode_time(t), path.ode_time(s)
         y = path.ode_state(x, t)
         d = path.ode_drift(*denoise(x, t), t)
@@ -103,15 +143,17 @@ def _ode_solve(denoise, path: NoisePath, noise: Tensor, steps: int, second_order
 
 
 @SAMPLERS.register("euler", ref="Karras et al. 2022, Elucidating the Design Space of Diffusion-Based Generative Models (Euler)")
-def euler(denoise, path, noise, steps, *, generator=None, eta=0.0):
-    """First-order probability-flow ODE solver in the path's ODE coordinates (see :mod:`.schedules`)."""
-    return _ode_solve(denoise, path, noise, steps, second_order=False)
+def euler(denoise, path, noise, steps, *, generator=None, eta=0.0, churn=None):
+    """First-order probability-flow ODE solver in the path's ODE coordinates (see :mod:`.schedules`),
+    with EDM's churn when ``churn`` asks for it (as k-diffusion's ``sample_euler``)."""
+    return _ode_solve(denoise, path, noise, steps, False, churn, generator)
 
 
-@SAMPLERS.register("heun", ref="Karras et al. 2022, Elucidating the Design Space of Diffusion-Based Generative Models (Alg. 1)")
-def heun(denoise, path, noise, steps, *, generator=None, eta=0.0):
-    """Heun's second-order ODE solver; the last step (to t = 0) is an Euler step."""
-    return _ode_solve(denoise, path, noise, steps, second_order=True)
+@SAMPLERS.register("heun", ref="Karras et al. 2022, Elucidating the Design Space of Diffusion-Based Generative Models (Alg. 1; Alg. 2 with churn)")
+def heun(denoise, path, noise, steps, *, generator=None, eta=0.0, churn=None):
+    """Heun's second-order ODE solver; the last step (to t = 0) is an Euler step. With ``churn``
+    (s_churn > 0) it is EDM's stochastic sampler (Alg. 2)."""
+    return _ode_solve(denoise, path, noise, steps, True, churn, generator)
 
 
 def parse_setting(text: str) -> tuple[str, int]:

@@ -81,6 +81,19 @@ class NoisePath:
         c = self.coef(t, x0)
         return c.alpha * x0 + c.sigma * eps
 
+    # sigma/alpha noise level (Karras et al. 2022's sigma) and its inverse (bisection: it rises with t)
+    def noise_level(self, t: TimeLike) -> Tensor:
+        return self.sigma(t) / self.alpha(t)
+
+    def time_of_noise_level(self, level: Tensor) -> Tensor:
+        target = _as_t(level)
+        lo, hi = torch.zeros_like(target), torch.ones_like(target)
+        for _ in range(60):
+            mid = (lo + hi) / 2
+            below = self.noise_level(mid) < target
+            lo, hi = torch.where(below, mid, lo), torch.where(below, hi, mid)
+        return (lo + hi) / 2
+
     # --- ODE coordinates --------------------------------------------------------------------
     def ode_time(self, t: float) -> float:
         raise NotImplementedError
@@ -138,18 +151,8 @@ class VariancePreserving(NoisePath):
         ab = self._ab(_as_t(t))
         return ab / (1.0 - ab)
 
-    # sigma/alpha noise level and its inverse (bisection: alpha_bar is monotone in t)
     def noise_level(self, t: TimeLike) -> Tensor:
         return self.snr(t).rsqrt()
-
-    def time_of_noise_level(self, level: Tensor) -> Tensor:
-        target = _as_t(level)
-        lo, hi = torch.zeros_like(target), torch.ones_like(target)
-        for _ in range(60):
-            mid = (lo + hi) / 2
-            below = self.noise_level(mid) < target
-            lo, hi = torch.where(below, mid, lo), torch.where(below, hi, mid)
-        return (lo + hi) / 2
 
     def ode_time(self, t: float) -> float:
         return 0.0 if t <= 0 else float(self.noise_level(t))
@@ -232,6 +235,38 @@ class CosineSchedule(VariancePreserving):
         t = torch.arange(num_steps + 1, dtype=torch.float64) / num_steps
         ab = self._f(t) / self._f(torch.zeros(()))
         return (1 - ab[1:] / ab[:-1]).clamp(max=0.999)
+
+
+@PATHS.register("sigmoid", ref="Jabri et al. 2022, Scalable Adaptive Computation for Iterative Generation (sigmoid schedule)")
+class SigmoidSchedule(VariancePreserving):
+    """``alpha_bar(t) = (v_end - sig((t (end - start) + start) / tau)) / (v_end - v_start)`` with
+    ``v = sig(start / tau), sig(end / tau)``; start -3, end 3, tau 1 as denoising-diffusion-pytorch's
+    ``sigmoid_beta_schedule``. It reaches 0 at t = 1, so, as for the cosine schedule, ``alpha_bar``
+    runs down to ``floor`` instead; the discrete betas are the reference's (clipped at 0.999)."""
+
+    name = "sigmoid"
+
+    def __init__(self, start: float = -3.0, end: float = 3.0, tau: float = 1.0, floor: float = 1e-5):
+        self.start, self.end, self.tau, self.floor = start, end, tau, floor
+        self.v_start, self.v_end = (torch.sigmoid(torch.tensor(v / tau, dtype=torch.float64)) for v in (start, end))
+
+    def _u(self, t: Tensor) -> Tensor:
+        return (t * (self.end - self.start) + self.start) / self.tau
+
+    def _gamma(self, t: Tensor) -> Tensor:
+        return (self.v_end - torch.sigmoid(self._u(t))) / (self.v_end - self.v_start)
+
+    def _ab(self, t: Tensor) -> Tensor:
+        return self.floor + (1 - self.floor) * self._gamma(t)
+
+    def _d_ab(self, t: Tensor) -> Tensor:
+        sig = torch.sigmoid(self._u(t))
+        return -(1 - self.floor) * sig * (1 - sig) * (self.end - self.start) / self.tau / (self.v_end - self.v_start)
+
+    def betas(self, num_steps: int = 1000) -> Tensor:
+        ab = self._gamma(torch.arange(num_steps + 1, dtype=torch.float64) / num_steps)
+        ab = ab / ab[0]
+        return (1 - ab[1:] / ab[:-1]).clamp(0.0, 0.999)
 
 
 @PATHS.register("flow", ref="Lipman et al. 2023, Flow Matching for Generative Modeling; Liu et al. 2023, Rectified Flow")

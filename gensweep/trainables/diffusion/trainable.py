@@ -26,6 +26,7 @@ from gensweep.trainables.diffusion.unet import UNet, UNetSpec
 from gensweep.trainables.efficiency import Efficiency
 from gensweep.trainables.errors import backward_checked, check_gradients
 from gensweep.trainables.loop import evaluation_metrics, training_batches
+from gensweep.trainables.optim import set_hyperparameters
 from gensweep.trainables.rng import rng_state, seed_everything, set_rng_state
 
 
@@ -52,9 +53,8 @@ class DiffusionState:
         self.net = self.efficiency.prepare(build_net(cfg).to(device))
         self.fast_net = self.efficiency.fast(self.net)
         self.ema = EMA(self.net, cfg.ema_beta) if cfg.ema_beta > 0 else None
-        self.opt = torch.optim.AdamW(
-            self.net.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), weight_decay=cfg.weight_decay
-        )
+        self.adam = {"lr": cfg.lr, "betas": (cfg.beta1, cfg.beta2), "weight_decay": cfg.weight_decay}
+        self.opt = torch.optim.AdamW(self.net.parameters(), **self.adam)
         self.step = 0
         self.epoch = 0
         self.batch_in_epoch = 0  # batches of the current epoch already trained on
@@ -79,6 +79,7 @@ class DiffusionState:
         if self.ema is not None and state.get("ema") is not None:
             self.ema.shadow.load_state_dict(state["ema"])
         self.opt.load_state_dict(state["opt"])
+        set_hyperparameters(self.opt, **self.adam)  # this config's settings, not the checkpoint's
         self.step = int(state["step"])
         self.epoch = int(state["epoch"])
         self.batch_in_epoch = int(state.get("batch_in_epoch", 0))
@@ -110,7 +111,8 @@ def sampler_fn(net: nn.Module, cfg: DiffusionConfig, device: torch.device, name:
                 denoise = make_denoiser(
                     net, path, pred, labels=lab, null_label=cfg.num_classes, guidance=cfg.guidance, clip=cfg.clip_denoised
                 )
-                x = solve(denoise, path, noise[i : i + cfg.eval_batch_size].to(device), steps, generator=g, eta=cfg.eta)
+                x = solve(denoise, path, noise[i : i + cfg.eval_batch_size].to(device), steps, generator=g, eta=cfg.eta,
+                          churn=cfg.churn())
                 out.append(x.clamp(-1, 1))
         finally:
             net.train(was_training)

@@ -14,16 +14,17 @@ from typing import Any, Optional
 import torch
 import torch.distributed as dist
 
-from gensweep.trainables.gan.augment import AUGMENTATIONS
+from gensweep.trainables.gan.augment import AUGMENTATIONS, PolicyAugment
 from gensweep.trainables.gan.terms import Ingredient, StepView
 
 Tensor = torch.Tensor
 
 
 class AugmentPipe(Ingredient):
-    def __init__(self, aug: str, p: float = 1.0, *, target: Optional[float] = None, interval: int = 4, speed: int = 500):
+    def __init__(self, aug: str, p: float = 1.0, *, policy: Optional[str] = None, target: Optional[float] = None,
+                 interval: int = 4, speed: int = 500):
         self.name = aug
-        self.fn = AUGMENTATIONS.get(aug)
+        self.fn = AUGMENTATIONS.get(aug) if policy is None else PolicyAugment(policy)  # policy: replaces DiffAugment's
         self.active = aug != "none"
         self.target, self.interval, self.speed = target, interval, speed
         self.p = 0.0 if target is not None else float(p)

@@ -2,6 +2,11 @@
 
 Signature: ``aug(x) -> x`` on NCHW batches in [-1, 1]; differentiable (G is trained through it).
 How often an image is augmented (fixed or adaptive p) is decided by :mod:`.ada`.
+
+DiffAugment (Zhao et al. 2020) is a *policy*: a comma-separated list of the transforms in
+:data:`AUG_POLICIES` (``color``, ``translation``, ``cutout``), applied in the order given, as the
+reference code's ``DiffAugment(x, policy)``. The ``diffaug*`` entries are fixed policies; the
+config's ``aug_policy`` replaces a DiffAugment entry's policy (e.g. ``translation,cutout``).
 """
 from __future__ import annotations
 
@@ -15,6 +20,8 @@ from gensweep.trainables.registry import Registry
 Tensor = torch.Tensor
 Augment = Callable[[Tensor], Tensor]
 AUGMENTATIONS: Registry[Augment] = Registry("augmentation")
+AUG_POLICIES: Registry[Augment] = Registry("DiffAugment policy")
+POLICY_SEPARATOR = ","
 
 
 @AUGMENTATIONS.register("none", ref="no augmentation (baseline)")
@@ -61,21 +68,35 @@ def _cutout(x: Tensor, ratio: float = 0.5) -> Tensor:
     return x * mask.unsqueeze(1)
 
 
-@AUGMENTATIONS.register("diffaug", ref="Zhao et al. 2020, Differentiable Augmentation for Data-Efficient GAN Training")
-def diffaug(x: Tensor) -> Tensor:
-    return _cutout(_translation(_color(x)))
+AUG_POLICIES.register("color", ref="Zhao et al. 2020, DiffAugment (random brightness, saturation, contrast)")(_color)
+AUG_POLICIES.register("translation", ref="Zhao et al. 2020, DiffAugment (random translation by up to 1/8, zero fill)")(_translation)
+AUG_POLICIES.register("cutout", ref="Zhao et al. 2020, DiffAugment; DeVries & Taylor 2017 (cutout of half the size)")(_cutout)
 
 
-@AUGMENTATIONS.register("diffaug-translation", ref="Zhao et al. 2020, DiffAugment (translation only)")
-def diffaug_translation(x: Tensor) -> Tensor:
-    return _translation(x)
+def parse_policy(policy: str) -> tuple[str, ...]:
+    """``"color, translation"`` -> ``("color", "translation")``; an unknown or empty part raises,
+    naming the allowed transforms."""
+    names = tuple(part.strip() for part in str(policy).split(POLICY_SEPARATOR))
+    for name in names:
+        AUG_POLICIES.entry(name)  # raises UnknownComponent (a ValueError) listing the allowed names
+    return names
 
 
-@AUGMENTATIONS.register("diffaug-color", ref="Zhao et al. 2020, DiffAugment (brightness, saturation, contrast only)")
-def diffaug_color(x: Tensor) -> Tensor:
-    return _color(x)
+class PolicyAugment:
+    """DiffAugment with a fixed policy: its transforms, in order, on the whole batch."""
+
+    def __init__(self, policy: str):
+        self.policy = POLICY_SEPARATOR.join(parse_policy(policy))
+        self.transforms = [AUG_POLICIES.get(name) for name in self.policy.split(POLICY_SEPARATOR)]
+
+    def __call__(self, x: Tensor) -> Tensor:
+        for transform in self.transforms:
+            x = transform(x)
+        return x
 
 
-@AUGMENTATIONS.register("diffaug-cutout", ref="Zhao et al. 2020, DiffAugment (cutout only); DeVries & Taylor 2017")
-def diffaug_cutout(x: Tensor) -> Tensor:
-    return _cutout(x)
+_DIFFAUG = "Zhao et al. 2020, Differentiable Augmentation for Data-Efficient GAN Training"
+AUGMENTATIONS.register("diffaug", ref=f"{_DIFFAUG} (policy color,translation,cutout)")(PolicyAugment("color,translation,cutout"))
+AUGMENTATIONS.register("diffaug-translation", ref=f"{_DIFFAUG} (policy translation)")(PolicyAugment("translation"))
+AUGMENTATIONS.register("diffaug-color", ref=f"{_DIFFAUG} (policy color: brightness, saturation, contrast)")(PolicyAugment("color"))
+AUGMENTATIONS.register("diffaug-cutout", ref=f"{_DIFFAUG} (policy cutout); DeVries & Taylor 2017")(PolicyAugment("cutout"))

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from gensweep.trainables.gan.architectures import ARCHITECTURES
-from gensweep.trainables.gan.augment import AUGMENTATIONS
+from gensweep.trainables.gan.augment import AUG_POLICIES, AUGMENTATIONS
 from gensweep.trainables.gan.conditioning import CONDITIONINGS
 from gensweep.trainables.gan.dynamic_d import DYNAMIC_D
 from gensweep.trainables.gan.losses import LOSSES
@@ -16,6 +16,7 @@ REGISTRIES: dict[str, Registry] = {
     "arch": ARCHITECTURES,
     "conditioning": CONDITIONINGS,
     "aug": AUGMENTATIONS,
+    "aug_policy": AUG_POLICIES,  # comma-separated names
     "dynamic_d": DYNAMIC_D,
 }
 

@@ -9,12 +9,13 @@ from typing import Any, Mapping, Optional
 from pydantic import ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from gensweep.trainables.efficiency import EfficiencyOptions
+from gensweep.trainables.gan.augment import POLICY_SEPARATOR
 from gensweep.trainables.gan.catalog import REGISTRIES
-from gensweep.trainables.gan.regularizers import SEPARATOR, reg_names
+from gensweep.trainables.gan.regularizers import SEPARATOR
 from gensweep.trainables.gan.rules import check_rules
 
-# catalog fields whose value may join several registered names with SEPARATOR
-JOINED = frozenset({"reg"})
+# catalog fields whose value joins several registered names, and their separators
+JOINED = {"reg": SEPARATOR, "aug_policy": POLICY_SEPARATOR}
 
 
 class GanConfig(EfficiencyOptions):
@@ -36,7 +37,14 @@ class GanConfig(EfficiencyOptions):
     reg: str = Field("none", description=f"a regularizer, or several joined with {SEPARATOR!r} (e.g. r1+spectral-norm)")
     reg_weight: Optional[float] = Field(None, ge=0.0, description="None: the regularizer's default (weight-clip: the bound)")
     reg_interval: int = Field(1, ge=1, description="lazy regularization (D_reg/G_reg phases): every k steps, weight x k")
+    lecam_start: int = Field(1000, ge=0, description="LeCam: G updates with anchors only, before the penalty counts")
+    lecam_decay: float = Field(0.99, ge=0.0, le=1.0, description="LeCam: decay of the anchors' moving averages")
+    zcr_sigma: float = Field(0.03, gt=0.0, description="zCR: std of the latent perturbation")
+    zcr_gen_weight: float = Field(0.5, ge=0.0, description="zCR: weight of G's term (reg_weight sets D's)")
     aug: str = "none"
+    aug_policy: Optional[str] = Field(
+        None, description="DiffAugment policy replacing the aug's, e.g. 'translation,cutout' (applied in order)"
+    )
     aug_p: float = Field(1.0, ge=0.0, le=1.0, description="probability of augmenting each image (fixed p)")
     ada_target: Optional[float] = Field(
         None, gt=0.0, lt=1.0, description="ADA target for r_t = E[sign(D(real))]; None: p stays aug_p, else p starts at 0"
@@ -57,14 +65,18 @@ class GanConfig(EfficiencyOptions):
 
     @field_validator(*REGISTRIES)
     @classmethod
-    def _registered(cls, v: str, info: ValidationInfo) -> str:
+    def _registered(cls, v: Optional[str], info: ValidationInfo) -> Optional[str]:
         """Each name must be registered in the field's catalog registry (the error lists the
-        allowed names); a joined field (``reg``) is normalised to ``a+b`` without spaces."""
+        allowed names); a joined field (``reg``, ``aug_policy``) is normalised to ``a+b`` /
+        ``a,b`` without spaces; an optional field may be None."""
+        if v is None:
+            return None
         registry = REGISTRIES[info.field_name]
-        names = reg_names(v) if info.field_name in JOINED else [v]
+        sep = JOINED.get(info.field_name)
+        names = [part.strip() for part in v.split(sep)] if sep else [v]
         for name in names:
             registry.entry(name)  # raises, listing the allowed names
-        return SEPARATOR.join(names)
+        return sep.join(names) if sep else v
 
     @model_validator(mode="after")
     def _rules(self, info: ValidationInfo) -> "GanConfig":

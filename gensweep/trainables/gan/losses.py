@@ -1,7 +1,8 @@
 """Adversarial losses: each maps (real_logits, fake_logits) to the D loss and the G loss.
 
 One signature for all: ``d(real, fake)`` and ``g(real, fake)``, logits of shape [N] or [N, 1].
-``g`` receives ``real=None`` unless the loss declares ``g_uses_real`` (relativistic losses),
+``g`` receives ``real=None`` unless the loss declares ``g_uses_real`` (relativistic losses, whose
+G loss compares fake to real logits; the real logits carry no gradient to G),
 so the G phase skips a forward pass of D on real data when it is not needed.
 ``needs_lipschitz``: the loss is only well posed with a Lipschitz-constrained D (a critic).
 """
@@ -73,5 +74,19 @@ _register(
     "Jolicoeur-Martineau 2019, The relativistic discriminator (relativistic pairing)",
     lambda r, f: F.softplus(-(r - f)).mean(),
     lambda r, f: F.softplus(-(f - r)).mean(),
+    g_uses_real=True,
+)
+
+
+def _relative_to_average(a: Tensor, b: Tensor) -> Tensor:
+    """a - E[b]: how much more realistic each ``a`` looks than the average ``b``."""
+    return a - b.mean()
+
+
+_register(
+    "ragan",
+    "Jolicoeur-Martineau 2018, The relativistic discriminator (relativistic average standard GAN, RaSGAN)",
+    lambda r, f: (F.softplus(-_relative_to_average(r, f)).mean() + F.softplus(_relative_to_average(f, r)).mean()) / 2,
+    lambda r, f: (F.softplus(_relative_to_average(r, f)).mean() + F.softplus(-_relative_to_average(f, r)).mean()) / 2,
     g_uses_real=True,
 )

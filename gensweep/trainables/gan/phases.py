@@ -6,6 +6,13 @@ Main phases compute the adversarial loss; every phase then adds the :class:`Term
 ingredients (regularizers, conditioning, the architecture, ...) contributed to it. Which
 components take part was decided when the phases were built; the loop only runs them.
 
+Regularization phases exist only when they are lazy (``reg_interval`` k > 1): they run every k
+steps with their terms weighted by k, and the optimizer of the network they regularize runs with
+stylegan2-ada's correction (see :func:`gensweep.trainables.gan.state.adam_settings`). With k = 1
+their terms join the main phase's loss, so a regularized network still takes one optimizer step
+per iteration (stylegan2-ada's 'Dboth'/'Gboth', StudioGAN, WGAN-GP); logs keep the term's phase
+in their name (``term/D_reg/r1``) either way.
+
 Main phases call the networks through their fast forwards (the trial's precision, memory format
 and compile settings, see :mod:`gensweep.trainables.efficiency`); lazy phases call the plain
 networks in fp32, because their penalties differentiate D's gradient (double backward), which
@@ -74,8 +81,8 @@ def build_phases(
     def view(inp: StepInputs, d_fn=d_fast, **kw) -> StepView:
         return StepView(step=inp.step, real=inp.real, labels=inp.labels, G=G, D=D, d_fn=d_fn, **kw)
 
-    def generate(inp: StepInputs, net: Callable[..., Tensor] = fast_G) -> Tensor:
-        return net(inp.z_fn(inp.real.shape[0]), inp.labels)
+    def latent(inp: StepInputs) -> Tensor:
+        return inp.z_fn(inp.real.shape[0])
 
     def with_terms(phase: str, loss: Tensor, v: StepView, logs: dict[str, float]) -> Tensor:
         scale = reg_interval if phase in LAZY_PHASES else 1
@@ -85,45 +92,54 @@ def build_phases(
             loss = loss + (t.weight * scale) * value
         return loss
 
+    def d_reg_view(inp: StepInputs) -> StepView:  # D_main ran earlier this step and cached its fakes
+        return view(inp, d_fn=d_plain, fake=inp.cache["fake"], z=inp.cache["z"])
+
     def d_main(inp: StepInputs):
+        z = latent(inp)
         with torch.no_grad():
-            fake = generate(inp)
-        inp.cache["fake"] = fake
+            fake = fast_G(z, inp.labels)
+        inp.cache.update(z=z, fake=fake)
         rl, ra = d_aux(inp.real, inp.labels)
         fl, fa = d_aux(fake, inp.labels)
-        v = view(inp, fake=fake, real_logits=rl, fake_logits=fl, real_aux=ra, fake_aux=fa)
+        v = view(inp, fake=fake, z=z, real_logits=rl, fake_logits=fl, real_aux=ra, fake_aux=fa)
         logs = {"d/logit_real": float(rl.detach().mean()), "d/logit_fake": float(fl.detach().mean())}
-        return with_terms("D_main", adv.d(rl, fl), v, logs), v, logs
+        return joined("D_reg", with_terms("D_main", adv.d(rl, fl), v, logs), inp, logs), v, logs
 
-    def d_reg(inp: StepInputs):
-        fake = inp.cache.get("fake")
-        if fake is None:
-            with torch.no_grad():
-                fake = generate(inp)
-        v = view(inp, d_fn=d_plain, fake=fake)
-        logs: dict[str, float] = {}
-        return with_terms("D_reg", inp.real.new_zeros(()), v, logs), v, logs
+    def g_reg_view(inp: StepInputs) -> StepView:
+        return view(inp, d_fn=d_plain, z=latent(inp))  # G_reg terms generate what they differentiate
 
     def g_main(inp: StepInputs):
-        fake = generate(inp)
+        z = latent(inp)
+        fake = fast_G(z, inp.labels)
         fl, fa = d_aux(fake, inp.labels)
         rl = None
         if adv.g_uses_real:
             with torch.no_grad():
                 rl = d_fast(inp.real, inp.labels)
-        v = view(inp, fake=fake, real_logits=rl, fake_logits=fl, fake_aux=fa)
+        v = view(inp, fake=fake, z=z, real_logits=rl, fake_logits=fl, fake_aux=fa)
         logs: dict[str, float] = {}
-        return with_terms("G_main", adv.g(rl, fl), v, logs), v, logs
+        return joined("G_reg", with_terms("G_main", adv.g(rl, fl), v, logs), inp, logs), v, logs
 
-    def g_reg(inp: StepInputs):
-        v = view(inp, d_fn=d_plain, fake=generate(inp, G))
-        logs: dict[str, float] = {}
-        return with_terms("G_reg", inp.real.new_zeros(()), v, logs), v, logs
+    reg_views = {"D_reg": d_reg_view, "G_reg": g_reg_view}
+    lazy = reg_interval > 1
+
+    def joined(phase: str, loss: Tensor, inp: StepInputs, logs: dict[str, float]) -> Tensor:
+        """Non-lazy regularization: the reg phase's terms join the main phase's loss."""
+        return loss if lazy or not by_phase[phase] else with_terms(phase, loss, reg_views[phase](inp), logs)
+
+    def reg_phase(phase: str) -> PhaseFn:
+        def run(inp: StepInputs):
+            v = reg_views[phase](inp)
+            logs: dict[str, float] = {}
+            return with_terms(phase, inp.real.new_zeros(()), v, logs), v, logs
+
+        return run
 
     phases = [Phase("D_main", "D", 1, d_main)]
-    if by_phase["D_reg"]:
-        phases.append(Phase("D_reg", "D", reg_interval, d_reg))
+    if lazy and by_phase["D_reg"]:
+        phases.append(Phase("D_reg", "D", reg_interval, reg_phase("D_reg")))
     phases.append(Phase("G_main", "G", n_dis, g_main))
-    if by_phase["G_reg"]:
-        phases.append(Phase("G_reg", "G", n_dis * reg_interval, g_reg))
+    if lazy and by_phase["G_reg"]:
+        phases.append(Phase("G_reg", "G", n_dis * reg_interval, reg_phase("G_reg")))
     return phases

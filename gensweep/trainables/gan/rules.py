@@ -4,7 +4,7 @@ Each :class:`Rule` looks at a field-valid config (any object with the GanConfig 
 attributes: the rules read plain field values, never the model) and returns a reason or None;
 its message names the fields involved. Rules read what components declare about themselves
 (``needs_labels``, ``needs_lipschitz``, ``lipschitz``, ``exclusive``, ``combinable``,
-``default_weight``),
+``default_weight``, ``needs_mapping`` / ``mapping_network``, a DiffAugment entry's ``policy``),
 never their names, so a new component is covered without editing this file.
 
 :class:`~gensweep.trainables.gan.config.GanConfig` enforces the rules through :func:`check_rules`
@@ -18,6 +18,8 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
+from gensweep.trainables.gan.architectures import ARCHITECTURES
+from gensweep.trainables.gan.augment import AUGMENTATIONS
 from gensweep.trainables.gan.conditioning import CONDITIONINGS
 from gensweep.trainables.gan.losses import LOSSES
 from gensweep.trainables.gan.regularizers import REGULARIZERS, reg_names
@@ -98,6 +100,24 @@ def _ada_needs_aug(cfg: Any) -> Optional[str]:
     return None
 
 
+def _policy_needs_diffaugment(cfg: Any) -> Optional[str]:
+    if cfg.aug_policy is None or hasattr(AUGMENTATIONS.get(cfg.aug), "policy"):
+        return None
+    options = [n for n in AUGMENTATIONS.names() if hasattr(AUGMENTATIONS.get(n), "policy")]
+    return f"aug_policy={cfg.aug_policy!r} is a DiffAugment policy, but aug={cfg.aug!r} takes none; use one of {', '.join(options)}"
+
+
+def _mapping_network(cfg: Any) -> Optional[str]:
+    needing = [n for n, cls in _regs(cfg) if cls.needs_mapping]
+    if not needing or getattr(ARCHITECTURES.get(cfg.arch), "mapping_network", False):
+        return None
+    options = [n for n in ARCHITECTURES.names() if getattr(ARCHITECTURES.get(n), "mapping_network", False)]
+    return (
+        f"reg={cfg.reg!r} includes {', '.join(needing)}, which needs a generator with a mapping network,"
+        f" but arch={cfg.arch!r} has none; use {', '.join(options)}"
+    )
+
+
 RULES: list[Rule] = [
     Rule("conditioning-needs-labels", ("conditioning", "num_classes"), _labels),
     Rule("critic-needs-lipschitz", ("loss", "reg"), _lipschitz),
@@ -106,6 +126,8 @@ RULES: list[Rule] = [
     Rule("standalone-regularizer", ("reg",), _standalone),
     Rule("ambiguous-reg-weight", ("reg", "reg_weight"), _ambiguous_weight),
     Rule("ada-needs-augmentation", ("ada_target", "aug"), _ada_needs_aug),
+    Rule("policy-needs-diffaugment", ("aug", "aug_policy"), _policy_needs_diffaugment),
+    Rule("regularizer-needs-mapping-network", ("reg", "arch"), _mapping_network),
 ]
 
 

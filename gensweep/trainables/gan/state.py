@@ -14,8 +14,26 @@ from gensweep.trainables.gan.conditioning import CONDITIONINGS
 from gensweep.trainables.gan.config import GanConfig
 from gensweep.trainables.gan.dynamic_d import DynamicD
 from gensweep.trainables.gan.regularizers import build_regularizers, reg_names
-from gensweep.trainables.gan.terms import Ingredient, Term
+from gensweep.trainables.gan.terms import LAZY_PHASES, Ingredient, Term
+from gensweep.trainables.optim import set_hyperparameters
 from gensweep.trainables.rng import rng_state, set_rng_state
+
+
+def adam_settings(cfg: GanConfig, terms: list[Term]) -> dict[str, dict[str, Any]]:
+    """Adam's lr and betas per network: ``lr`` (G) and ``lr * ttur`` (D), ``(beta1, beta2)``.
+
+    A network with a lazy regularization phase (``reg_interval`` k > 1 and terms in its D_reg /
+    G_reg) takes k main steps and one regularization step per k iterations; stylegan2-ada keeps
+    its Adam equivalent to the non-lazy one by running it at ``lr * k/(k+1)`` with
+    ``betas ** (k/(k+1))`` (Karras et al. 2020, Analyzing and Improving the Image Quality of StyleGAN).
+    """
+    k = cfg.reg_interval
+    lazy_nets = {t.phase.split("_")[0] for t in terms if t.phase in LAZY_PHASES} if k > 1 else set()  # "D", "G"
+    out = {}
+    for net, lr in (("G", cfg.lr), ("D", cfg.lr * cfg.ttur)):
+        ratio = k / (k + 1) if net in lazy_nets else 1.0
+        out[net] = {"lr": lr * ratio, "betas": (cfg.beta1**ratio, cfg.beta2**ratio)}
+    return out
 
 
 class GanState:
@@ -31,9 +49,9 @@ class GanState:
         self.cfg = cfg
         spec = ArchSpec(cfg.resolution, cfg.channels, cfg.width, cfg.z_dim, cfg.num_classes, cfg.conditioning, cfg.attention)
         G, D = ARCHITECTURES.get(cfg.arch)(spec)
-        self.regularizers = dict(zip(reg_names(cfg.reg), build_regularizers(cfg.reg, cfg.reg_weight)))
+        self.regularizers = dict(zip(reg_names(cfg.reg), build_regularizers(cfg.reg, cfg.reg_weight, cfg)))
         self.augment = AugmentPipe(
-            cfg.aug, cfg.aug_p, target=cfg.ada_target, interval=cfg.ada_interval, speed=cfg.ada_speed
+            cfg.aug, cfg.aug_p, policy=cfg.aug_policy, target=cfg.ada_target, interval=cfg.ada_interval, speed=cfg.ada_speed
         )
         self.others: dict[str, Ingredient] = {
             "conditioning": CONDITIONINGS.get(cfg.conditioning)(cfg.num_classes, cfg.cond_weight),
@@ -45,10 +63,8 @@ class GanState:
         self.G, self.D = (self.efficiency.prepare(net.to(device)) for net in (G, D))
         self.fast: dict[str, FastForward] = {name: self.efficiency.fast(net) for name, net in self.nets().items()}
         self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False) if cfg.ema_beta > 0 else None
-        self.opt = {
-            "G": torch.optim.Adam(self.G.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2)),
-            "D": torch.optim.Adam(self.D.parameters(), lr=cfg.lr * cfg.ttur, betas=(cfg.beta1, cfg.beta2)),
-        }
+        self.adam = adam_settings(cfg, self.terms())
+        self.opt = {name: torch.optim.Adam(net.parameters(), **self.adam[name]) for name, net in self.nets().items()}
         self.step = 0
         self.epoch = 0
         self.batch_in_epoch = 0  # batches of the current epoch already trained on
@@ -93,8 +109,9 @@ class GanState:
         self.D.load_state_dict(state["D"])
         if self.G_ema is not None and state.get("G_ema") is not None:
             self.G_ema.load_state_dict(state["G_ema"])
-        self.opt["G"].load_state_dict(state["opt_G"])
-        self.opt["D"].load_state_dict(state["opt_D"])
+        for name, opt in self.opt.items():
+            opt.load_state_dict(state[f"opt_{name}"])
+            set_hyperparameters(opt, **self.adam[name])  # this config's settings, not the checkpoint's
         for name, sub in (state.get("reg_state") or {}).items():
             if name in self.regularizers:
                 self.regularizers[name].load_state_dict(sub)

@@ -17,7 +17,7 @@ from torch import nn
 Tensor = torch.Tensor
 
 PHASES = ("D_main", "D_reg", "G_main", "G_reg")
-LAZY_PHASES = ("D_reg", "G_reg")  # run every reg_interval steps with weight x reg_interval
+LAZY_PHASES = ("D_reg", "G_reg")  # reg_interval k > 1: every k steps, weight x k; k = 1: part of the main phase
 
 
 @dataclass
@@ -30,16 +30,20 @@ class StepView:
     G: nn.Module
     D: nn.Module
     d_fn: Callable[[Tensor, Optional[Tensor]], Tensor]  # (images, labels) -> logits, through the augment pipe
-    fake: Optional[Tensor] = None  # D phases: detached; G phases: with graph to G
+    fake: Optional[Tensor] = None  # D phases: detached; G_main: with graph to G; G_reg: None
     real_logits: Optional[Tensor] = None
     fake_logits: Optional[Tensor] = None
     real_aux: dict[str, Tensor] = field(default_factory=dict)  # e.g. "cls": class logits, "recon": decoder output
     fake_aux: dict[str, Tensor] = field(default_factory=dict)
+    z: Optional[Tensor] = None  # the latents ``fake`` was generated from (G_reg: fresh latents)
 
 
 @dataclass(frozen=True)
 class Term:
-    """A loss term added to ``phase``: ``weight * fn(view)`` (lazy phases also x reg_interval)."""
+    """A loss term added to ``phase``: ``weight * fn(view)`` (lazy phases also x reg_interval).
+
+    A D_reg / G_reg term sees a view with the plain (fp32, uncompiled) networks, also when
+    ``reg_interval`` is 1 and it joins the main phase's loss."""
 
     name: str
     phase: str

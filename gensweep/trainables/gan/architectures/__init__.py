@@ -2,7 +2,7 @@
 
 Each module registers one architecture; importing this package registers them all.
 """
-from gensweep.trainables.gan.architectures import biggan, dcgan, fastgan, resnet  # noqa: F401  (registration)
+from gensweep.trainables.gan.architectures import biggan, dcgan, fastgan, resnet, stylegan2  # noqa: F401  (registration)
 from gensweep.trainables.gan.architectures.base import (
     ARCHITECTURES,
     ArchSpec,

@@ -1,5 +1,10 @@
 """Regularizers and constraints, built by name; importing this package registers them all."""
-from gensweep.trainables.gan.regularizers import consistency, constraints, penalties  # noqa: F401  (registration)
+from gensweep.trainables.gan.regularizers import (  # noqa: F401  (registration)
+    consistency,
+    constraints,
+    path_length,
+    penalties,
+)
 from gensweep.trainables.gan.regularizers.base import (
     REGULARIZERS,
     SEPARATOR,
