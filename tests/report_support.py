@@ -8,9 +8,12 @@ a grid sweep's ResultsCallback writes (``config/loss``, ``config/lr``, ``config/
 from __future__ import annotations
 
 import os
+from html.parser import HTMLParser
 
 import numpy as np
+import pandas as pd
 
+from gensweep.platform.report import ReportData
 from gensweep.platform.results import ResultsStore
 
 EXPERIMENT = "ablation-20250301-120000"
@@ -96,3 +99,74 @@ def make_store(root: str, grid_dir: str, *, experiment: str = EXPERIMENT, with_c
     store.write("metrics", metrics)
     store.write("trials", trials)
     return store
+
+
+class Page(HTMLParser):
+    """Tables (by id) as lists of rows of cell text, images (by id) as their src."""
+
+    def __init__(self, text: str):
+        super().__init__()
+        self.tables: dict[str, list[list[str]]] = {}
+        self.images: dict[str, str] = {}
+        self.sections: list[str] = []
+        self.tags: set[str] = set()
+        self._table = None
+        self._cell = None
+        self.feed(text)
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        self.tags.add(tag)
+        if tag == "section":
+            self.sections.append(a.get("id"))
+        elif tag == "table":
+            self._table = self.tables.setdefault(a.get("id") or f"anon{len(self.tables)}", [])
+        elif tag == "tr" and self._table is not None:
+            self._table.append([])
+        elif tag in ("td", "th") and self._table is not None:
+            self._cell = []
+        elif tag == "img":
+            self.images[a.get("id")] = a.get("src", "")
+
+    def handle_endtag(self, tag):
+        if tag in ("td", "th") and self._cell is not None:
+            self._table[-1].append("".join(self._cell))
+            self._cell = None
+        elif tag == "table":
+            self._table = None
+
+    def handle_data(self, data):
+        if self._cell is not None:
+            self._cell.append(data)
+
+
+def synthetic_report_data(n_trials: int, n_evals: int = 10, seed: int = 0) -> ReportData:
+    """A ReportData of ``n_trials`` trials x ``n_evals`` evaluations, built in memory (no store):
+    loss (4 levels), a log-uniform lr, an int width; half the trials stopped after a third of
+    the evaluations (ASHA-like); a ``fid_floor`` on every metrics row."""
+    rng = np.random.default_rng(seed)
+    ids = np.array([f"t{i:05d}" for i in range(n_trials)])
+    loss = rng.choice(["ns", "hinge", "lsgan", "rpgan"], n_trials)
+    lr = np.exp(rng.uniform(np.log(1e-5), np.log(1e-2), n_trials))
+    width = rng.choice([16, 32, 48, 64], n_trials)
+    base = 30.0 + 5.0 * (loss == "lsgan") + 4.0 * np.abs(np.log10(lr) + 3.5) + rng.normal(0, 1.0, n_trials)
+    last = np.where(rng.random(n_trials) < 0.5, max(1, n_evals // 3), n_evals)
+    k = np.concatenate([np.arange(n) for n in last])
+    owner = np.repeat(np.arange(n_trials), last)
+    fid = base[owner] + 200.0 * np.exp(-0.5 * k) + rng.normal(0, 0.3, k.size)
+    metrics = pd.DataFrame({"experiment": "scale", "trial_id": ids[owner], "step": 45 * (k + 1), "fid": fid,
+                            "backbone": "mnist-lenet", "eval_n": 1000, "fid_floor": 1.5})
+    best = pd.Series(fid).groupby(owner).min().to_numpy()
+    best_step = metrics.groupby(owner)["fid"].idxmin().map(metrics["step"]).to_numpy()
+    order = np.argsort(best, kind="stable")
+    board = pd.DataFrame({"trial_id": ids, "status": np.where(last < n_evals, "stopped", "completed"),
+                          "best_fid": best, "best_step": best_step, "last_step": 45 * last, "n_reports": last,
+                          "wall_time_s": 20.0 * last, "reason": None, "config/loss": loss, "config/lr": lr,
+                          "config/width": width}).iloc[order].reset_index(drop=True)
+    per_trial = pd.DataFrame({"trial_id": board["trial_id"], "status": board["status"], "best_fid": board["best_fid"],
+                              "best_step": board["best_step"], "last_step": board["last_step"],
+                              "loss": board["config/loss"], "lr": board["config/lr"], "width": board["config/width"],
+                              "cost_hours": board["wall_time_s"] / 3600.0})
+    return ReportData(experiment="scale", metric="fid", mode="min", metrics=metrics, trials=pd.DataFrame(),
+                      board=board, per_trial=per_trial, factors=["loss", "lr", "width"], cost_label="hours",
+                      cost_note="cost: synthetic wall time")

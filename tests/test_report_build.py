@@ -5,53 +5,13 @@ import base64
 import io
 import os
 import re
-from html.parser import HTMLParser
 
 import pytest
 
 from gensweep.cli import main
 from gensweep.platform.report import SECTIONS, build_report
 from gensweep.platform.results import ResultsStore
-from tests.report_support import EXPERIMENT, make_store
-
-
-class _Page(HTMLParser):
-    """Tables (by id) as lists of rows of cell text, images (by id) as their src."""
-
-    def __init__(self, text: str):
-        super().__init__()
-        self.tables: dict[str, list[list[str]]] = {}
-        self.images: dict[str, str] = {}
-        self.sections: list[str] = []
-        self.tags: set[str] = set()
-        self._table = None
-        self._cell = None
-        self.feed(text)
-
-    def handle_starttag(self, tag, attrs):
-        a = dict(attrs)
-        self.tags.add(tag)
-        if tag == "section":
-            self.sections.append(a.get("id"))
-        elif tag == "table":
-            self._table = self.tables.setdefault(a.get("id") or f"anon{len(self.tables)}", [])
-        elif tag == "tr" and self._table is not None:
-            self._table.append([])
-        elif tag in ("td", "th") and self._table is not None:
-            self._cell = []
-        elif tag == "img":
-            self.images[a.get("id")] = a.get("src", "")
-
-    def handle_endtag(self, tag):
-        if tag in ("td", "th") and self._cell is not None:
-            self._table[-1].append("".join(self._cell))
-            self._cell = None
-        elif tag == "table":
-            self._table = None
-
-    def handle_data(self, data):
-        if self._cell is not None:
-            self._cell.append(data)
+from tests.report_support import EXPERIMENT, Page as _Page, make_store
 
 
 def _png(src: str):

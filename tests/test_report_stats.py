@@ -31,7 +31,9 @@ def test_bootstrap_two_values_by_hand():
     # Resampled means of {10, 20} are 10, 15 or 20 with probabilities 1/4, 1/2, 1/4, so the
     # 2.5% and 97.5% percentiles are exactly the two values.
     assert bootstrap_ci([10.0, 20.0], n_boot=4000, seed=0) == (15.0, 10.0, 20.0)
-    assert bootstrap_ci([7.0]) == (7.0, 7.0, 7.0)
+    # one value: the estimate and no interval (issue 16: no zero-width "interval")
+    est, lo, hi = bootstrap_ci([7.0])
+    assert est == 7.0 and math.isnan(lo) and math.isnan(hi)
     assert all(math.isnan(v) for v in bootstrap_ci([]))
 
 
