@@ -31,7 +31,10 @@ from .statistics import mean_cov
 from .write_once import Lease, WriteOnceFolder
 
 __all__ = ["RefStatsKey", "RefStats", "RefStatsRegistry", "ProtocolMismatch", "dataset_fingerprint", "COMPARED_FIELDS",
-           "split_half_fid"]
+           "split_half_fid", "import_published", "REFERENCE_NAME"]
+
+# Names of imported statistics (``eval.reference``, ``gensweep refstats import --name``).
+REFERENCE_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$"
 
 # Fields that must agree between two sets of statistics for a comparison to be meaningful.
 COMPARED_FIELDS = ("protocol", "resolution", "resize")
@@ -276,3 +279,37 @@ class RefStatsRegistry:
 
     def names(self) -> list[str]:
         return [n[: -len(".json")] for n in self.folder.names("names") if n.endswith(".json")]
+
+
+def import_published(registry: RefStatsRegistry, name: str, npz: bytes, *, protocol: str, feature_dim: int,
+                     resolution: int, resize: str, split: str, n: Optional[int], source: str) -> RefStats:
+    """Register published statistics (a pytorch-fid / clean-fid ``.npz`` with ``mu`` and ``sigma``,
+    and ``features`` when they were kept) as ``name``, under the protocol they were made with.
+
+    The entry's key names the import and a digest of its content; ``n`` (the number of real
+    images behind it) is taken from the features when present, else as given (0: unknown)."""
+    try:
+        with np.load(io.BytesIO(npz)) as z:
+            arrays = {k: z[k] for k in ("mu", "sigma", "features") if k in z.files}
+    except (ValueError, OSError) as e:
+        raise ValueError(f"{source}: not a .npz file ({e})") from None
+    missing = [k for k in ("mu", "sigma") if k not in arrays]
+    if missing:
+        raise ValueError(f"{source}: no {' or '.join(missing)} array; a statistics file holds mu and sigma")
+    mu = np.asarray(arrays["mu"]).ravel()
+    if mu.size != feature_dim:
+        raise ValueError(f"{source}: mu has {mu.size} dimensions, the backbone's features have {feature_dim}"
+                         " (another backbone?)")
+    features = arrays.get("features")
+    digest = hashlib.sha256(np.ascontiguousarray(mu, np.float64).tobytes()
+                            + np.ascontiguousarray(arrays["sigma"], np.float64).tobytes()).hexdigest()[:8]
+    count = len(features) if features is not None else int(n or 0)
+    key = RefStatsKey(dataset=f"{_safe(name)}-{digest}", split=split, resolution=resolution, protocol=protocol,
+                      n=count, resize=resize)
+    if features is not None:
+        stats = RefStats.from_features(key, features)
+    else:
+        stats = RefStats.from_moments(key, mu, arrays["sigma"])
+    stats = registry.publish(stats)
+    registry.register_name(name, key, source)
+    return stats

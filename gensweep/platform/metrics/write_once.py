@@ -57,7 +57,7 @@ class WriteOnceFolder:
     def write(self, name: str, data: bytes) -> None:
         """Write (or replace) ``name`` whole; readers see the old or the new object, never a part."""
         if self.local:
-            tmp = self._local_temp(data)
+            tmp = self._local_temp(name, data)
             os.replace(tmp, self._full(name))
             return
         STORAGE_RETRY.call(lambda: self.fs.pipe_file(self._full(name), data), f"write {self.uri}/{name}")
@@ -67,7 +67,7 @@ class WriteOnceFolder:
 
         A write retried after a lost reply may find its own object: the content then decides."""
         if self.local:
-            tmp = self._local_temp(data)
+            tmp = self._local_temp(name, data)
             try:
                 os.link(tmp, self._full(name))
                 return True
@@ -102,10 +102,11 @@ class WriteOnceFolder:
             return []
         return sorted(posixpath.basename(str(p).rstrip("/")) for p in found)
 
-    def _local_temp(self, data: bytes) -> str:
-        """A complete, fsynced temporary file beside the folder's objects."""
-        tmp = self._full(f".tmp-{uuid.uuid4().hex}")
-        os.makedirs(os.path.dirname(tmp), exist_ok=True)
+    def _local_temp(self, name: str, data: bytes) -> str:
+        """A complete, fsynced temporary file in the folder ``name`` goes to."""
+        folder = os.path.dirname(self._full(name))
+        os.makedirs(folder, exist_ok=True)
+        tmp = os.path.join(folder, f".tmp-{uuid.uuid4().hex}")
         with open(tmp, "wb") as f:
             f.write(data)
             f.flush()

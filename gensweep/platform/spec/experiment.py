@@ -21,6 +21,7 @@ from pydantic import (
 
 from gensweep import search_spaces
 from gensweep.platform.metrics.protocol import METRICS
+from gensweep.platform.metrics.refstats import REFERENCE_NAME
 from gensweep.platform.spec.space import Categorical, Integer, SearchSpace
 from gensweep.trainables.families import FAMILIES
 
@@ -133,7 +134,7 @@ class EvalConfig(_Strict):
     ref_samples: int | None = Field(None, ge=2, description="real images for reference statistics (a seeded random"
                                     " subset, stratified by label); None: all")
     ref_seed: int = Field(0, description="seed of the ref_samples subset (part of the reference statistics' key)")
-    reference: str | None = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$",
+    reference: str | None = Field(None, pattern=REFERENCE_NAME,
                                   description="name of published statistics imported with `gensweep refstats import`"
                                   " (instead of statistics of the dataset)")
     batch_size: int = Field(250, ge=1)
