@@ -6,20 +6,15 @@ import pytest
 import torch
 
 from gensweep.cli import main as cli_main
-from gensweep.platform.data import prepare
-from gensweep.platform.metrics import mnist_split
 from gensweep.platform.metrics.refstats import RefStatsRegistry
 from gensweep.platform.spec import SpecError, parse_spec
 from gensweep.platform.trial.evaluation import WorkerEvaluator, prepare_reference
+from tests.eval_support import tiny_data  # noqa: F401 - fixture
 
 
-@pytest.fixture(scope="module")
-def digits(tmp_path_factory) -> str:
-    src = tmp_path_factory.mktemp("src") / "digits.npy"
-    np.save(src, mnist_split("train", pad=False)[0][:40])
-    uri = str(tmp_path_factory.mktemp("data") / "digits-16")
-    prepare(str(src), uri, resolution=16, resize="resize")
-    return uri
+@pytest.fixture
+def digits(tiny_data) -> str:  # noqa: F811 - the imported fixture
+    return tiny_data
 
 
 def published(path, d: int, seed: int = 0, **extra):

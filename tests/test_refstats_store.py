@@ -11,11 +11,11 @@ import pytest
 import scipy.linalg
 import torch
 
-from gensweep.platform.data import prepare
-from gensweep.platform.metrics import mnist_split
 from gensweep.platform.metrics.refstats import RefStats, RefStatsKey, RefStatsRegistry
 from gensweep.platform.spec import parse_spec
 from gensweep.platform.trial.evaluation import WorkerEvaluator, prepare_reference
+from tests.eval_support import tiny_data  # noqa: F401 - fixture
+from tests.results_support import store_uri  # noqa: F401 - fixture
 
 
 def make_key(**overrides) -> RefStatsKey:
@@ -27,12 +27,10 @@ def feats(seed: int, n: int = 40, d: int = 4) -> np.ndarray:
     return np.random.default_rng(seed).standard_normal((n, d)).astype(np.float32)
 
 
-@pytest.fixture(params=["local", "s3"])
-def root(request, tmp_path):
-    if request.param == "local":
-        return str(tmp_path / "refstats")
-    bucket = request.getfixturevalue("s3_bucket")
-    return f"s3://{bucket}/results/refstats"
+@pytest.fixture
+def root(store_uri):  # noqa: F811 - the imported fixture
+    """A registry root on local disk or on the loopback S3 server."""
+    return f"{store_uri}/refstats"
 
 
 def test_two_writers_racing_publish_one_entry(root):
@@ -105,22 +103,14 @@ def test_each_entry_records_a_real_vs_real_floor(root):
     assert again.features is None and again.fid_floor is None and "not available" in again.fid_floor_note
 
 
-@pytest.fixture(scope="module")
-def digits(tmp_path_factory) -> str:
-    src = tmp_path_factory.mktemp("src") / "digits.npy"
-    np.save(src, mnist_split("train", pad=False)[0][:120])
-    uri = str(tmp_path_factory.mktemp("data") / "digits-16")
-    prepare(str(src), uri, resolution=16, resize="resize")
-    return uri
-
-
-def test_workers_read_the_statistics_from_the_store_not_a_local_cache(digits, s3_bucket, tmp_path, monkeypatch):
+def test_workers_read_the_statistics_from_the_store_not_a_local_cache(tiny_data, s3_bucket, tmp_path,  # noqa: F811
+                                                                      monkeypatch):
     monkeypatch.setenv("GENSWEEP_CACHE", str(tmp_path / "driver-cache"))
     results = f"s3://{s3_bucket}/sweeps"
     spec = parse_spec({"name": "s3ref", "trainable": {"steps": 4, "eval_every": 4, "batch_size": 8},
-                       "data": {"source": digits, "uri": digits, "resolution": 16},
+                       "data": {"source": tiny_data, "uri": tiny_data, "resolution": 16},
                        "eval": {"num_samples": 50, "ref_samples": 60, "batch_size": 60}, "results": {"root": results}})
-    runtime = prepare_reference(spec, digits, results)
+    runtime = prepare_reference(spec, tiny_data, results)
     assert runtime.refstats_root == f"{results}/refstats" and runtime.computed
     assert not (tmp_path / "driver-cache").exists()  # nothing written on the driver's disk
     # a worker on another node: its own HOME and cache; it gets the runtime as plain data
