@@ -44,8 +44,11 @@ def test_imported_statistics_are_a_spec_reference(digits, tmp_path, capsys):
     assert runtime.key == registry.named("digits-pub") and runtime.key.n == 30 and not runtime.computed
     assert runtime.fid_floor is None  # no features: no floor, and the entry says so
     assert "not available" in registry.load(runtime.key).fid_floor_note
-    ref = WorkerEvaluator.from_config(runtime, torch.device("cpu")).ref
-    np.testing.assert_allclose(ref.mu, f.mean(0))
+    worker = WorkerEvaluator.from_config(runtime, torch.device("cpu"))
+    np.testing.assert_allclose(worker.ref.mu, f.mean(0))
+    noise = lambda n, seed: torch.rand(n, 1, 16, 16, generator=torch.Generator().manual_seed(seed)) * 2 - 1  # noqa: E731
+    scores = worker.evaluate(noise, step=4)  # scored against the imported statistics
+    assert scores["fid"] > 0 and scores["refstats_key"] == runtime.refstats_key
     # the same name for other statistics is refused; the same file again is fine
     published(tmp_path / "other.npz", 128, seed=1)
     assert cli_main(["refstats", "import", str(tmp_path / "other.npz"), "--name", "digits-pub", "--root", str(root),

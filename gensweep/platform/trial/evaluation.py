@@ -35,6 +35,9 @@ from gensweep.platform.storage.layout import RootLayout
 from gensweep.platform.trial.handoff import EvalRuntime
 
 SPLIT = "train"
+# Metrics that need no reference features (FID: mu and sigma; IS: no reference at all). Any
+# other metric is taken to need them, so a new one is refused with moments-only statistics.
+WITHOUT_REF_FEATURES = frozenset({"fid", "is"})
 
 
 def make_protocol(*, backbone: str, num_samples: int, batch_size: int, latent_seed: int, metrics) -> EvalProtocol:
@@ -116,7 +119,7 @@ def imported_reference(spec, dataset_uri: str, storage: StorageOptions, results_
     except ProtocolMismatch as e:
         raise SpecError(f"eval.reference: {spec.eval.reference!r} was made under another protocol than"
                         f" eval.backbone {spec.eval.backbone!r} at data.resolution: {e}") from None
-    needs_features = [m for m in spec.eval.metrics if m != "fid"]
+    needs_features = [m for m in spec.eval.metrics if m not in WITHOUT_REF_FEATURES]
     if stats.features is None and needs_features:
         raise SpecError(f"eval.metrics: {', '.join(needs_features)} need the reference features; the statistics"
                         f" imported as {spec.eval.reference!r} hold only mu and sigma (use metrics: [fid])")
