@@ -60,6 +60,7 @@ def test_object_storage_root_layout(tmp_path, monkeypatch):
     assert layout.resume_spec("e1") == "s3://bucket/sweeps/ray/e1/gensweep_spec.yaml"
     assert layout.trial_artifacts("e1", "t1") == "s3://bucket/sweeps/artifacts/e1/t1"
     assert layout.dataset("d") == "s3://bucket/sweeps/datasets/d"
+    assert layout.refstats == "s3://bucket/sweeps/refstats"  # in the store, not a node's cache
     assert layout.optuna_url is None  # SQLite needs a local file: search.optuna_storage instead
     other = RootLayout.of("s3://bucket/other")
     assert Path(layout.journal).parent == Path(tmp_path / "cache" / "journal")

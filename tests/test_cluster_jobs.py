@@ -6,16 +6,20 @@ The cluster is two `ray start` nodes (head: 2 CPUs + {"gs_head": 1}; worker: 2 C
 1.5 CPUs per Train worker (``launcher: train``: the multi-node test checks where Ray Train placed
 each trial's worker), so two concurrent trials cannot share a node.
 
-Both nodes see this machine's disk: the results root (and the prepared dataset under it)
-stand in for the shared storage (S3, NFS) a real multi-node cluster needs.
+The worker node runs with its own HOME, TMPDIR and caches (as another machine would), so a
+driver-local path (``~/.cache/gensweep``) is not where its trials look. Both nodes still see this
+machine's disk: a local results root stands in for shared storage (NFS); the s3:// sweep uses the
+loopback S3 server, whose endpoint and fake keys every node gets in its environment.
 """
 from __future__ import annotations
 
 import json
+import math
 import re
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -24,6 +28,7 @@ import yaml
 from gensweep.cli import main as cli_main
 from gensweep.cluster import jobs
 from gensweep.cluster.localcluster import LocalCluster
+from gensweep.platform.metrics.refstats import RefStatsRegistry
 from gensweep.platform.results import ResultsStore
 
 pytestmark = pytest.mark.slow
@@ -40,8 +45,8 @@ JOB_TIMEOUT_S = 420
 
 
 @pytest.fixture(scope="module")
-def cluster():
-    c = LocalCluster(env={"RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": "0.1"})
+def cluster(s3_server):
+    c = LocalCluster(env={"RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": "0.1", **s3_server.env()})
     try:
         c.start_head(2, {"gs_head": 1})
         c.add_node(2, {"gs_worker": 1})
@@ -177,17 +182,23 @@ print("RESULT " + json.dumps({"errors": outcome.num_errors, "worker_nodes": [w.n
 """
 
 
-def test_sweep_runs_trials_on_both_nodes(cluster, tmp_path, results_root):
-    trainable = {**TINY["trainable"], "steps": 15}
-    spec = write_spec(tmp_path / "multi", "multinode", results_root, trainable=trainable)
+def run_driver(cluster: LocalCluster, spec: Path, experiment: str, **env: str) -> dict:
+    """Run DRIVER's sweep on the cluster from a separate process; its RESULT line, checked for errors."""
     t0 = time.monotonic()
-    proc = subprocess.run([sys.executable, "-c", DRIVER, str(spec), cluster.gcs_address, "multinode"],
-                          env=cluster.client_env(), capture_output=True, text=True, timeout=JOB_TIMEOUT_S)
-    print(f"multi-node sweep: {time.monotonic() - t0:.0f}s")
+    proc = subprocess.run([sys.executable, "-c", DRIVER, str(spec), cluster.gcs_address, experiment],
+                          env=cluster.client_env(**env), capture_output=True, text=True, timeout=JOB_TIMEOUT_S)
+    print(f"{experiment} sweep: {time.monotonic() - t0:.0f}s")
     line = next((x for x in proc.stdout.splitlines() if x.startswith("RESULT ")), None)
     assert proc.returncode == 0 and line, (proc.stdout[-3000:], proc.stderr[-5000:])
     result = json.loads(line[len("RESULT "):])
     assert result["errors"] == 0
+    return result
+
+
+def test_sweep_runs_trials_on_both_nodes(cluster, tmp_path, results_root):
+    trainable = {**TINY["trainable"], "steps": 15}
+    spec = write_spec(tmp_path / "multi", "multinode", results_root, trainable=trainable)
+    result = run_driver(cluster, spec, "multinode")
 
     # each trial's Train worker ran on its own node: one on the head, one on the worker node
     kinds = sorted(tuple(result["nodes"][n]) for n in result["worker_nodes"])
@@ -195,3 +206,28 @@ def test_sweep_runs_trials_on_both_nodes(cluster, tmp_path, results_root):
 
     metrics = ResultsStore.open(str(results_root)).read("metrics", "multinode")
     assert metrics["trial_id"].nunique() == 2 and set(metrics["step"]) == {15}
+
+
+def test_s3_sweep_trials_on_the_second_node_find_the_reference_statistics(cluster, s3_server, tmp_path,
+                                                                          monkeypatch):
+    for key, value in s3_server.env().items():  # this process reads the store too
+        monkeypatch.setenv(key, value)
+    bucket = f"gensweep-{uuid.uuid4().hex[:10]}"
+    s3_server.make_bucket(bucket)
+    root = f"s3://{bucket}/results"
+    trainable = {**TINY["trainable"], "steps": 15}
+    spec = write_spec(tmp_path / "s3multi", "s3multi", root, trainable=trainable)
+    driver_cache = tmp_path / "driver-cache"
+    result = run_driver(cluster, spec, "s3multi", GENSWEEP_CACHE=str(driver_cache))
+    kinds = sorted(tuple(result["nodes"][n]) for n in result["worker_nodes"])
+    assert kinds == [("gs_head",), ("gs_worker",)], result  # one trial ran on the node with its own HOME
+
+    metrics = ResultsStore.open(root).read("metrics", "s3multi")
+    assert metrics["trial_id"].nunique() == 2 and (metrics["fid"] > 0).all()
+    # the statistics are in the store, with their floor, and every row carries that floor
+    registry = RefStatsRegistry(f"{root}/refstats")
+    sidecars = [n for n in registry.folder.names() if n.endswith(".json")]
+    assert [s[: -len(".json")] for s in sidecars] == list(set(metrics["refstats_key"]))
+    floor = json.loads(registry.folder.read(sidecars[0]))["fid_floor"]
+    assert math.isfinite(floor) and floor > 0 and (metrics["fid_floor"] == floor).all()
+    assert not (driver_cache / "refstats").exists()  # nothing on the driver's own disk for the workers

@@ -17,6 +17,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "gensweep.cli.report",
     "gensweep.cli.data",
     "gensweep.cli.eval",
+    "gensweep.cli.refstats",
     "gensweep.cli.dashboard",
     "gensweep.cli.cluster",
 )

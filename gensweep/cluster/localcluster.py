@@ -16,8 +16,12 @@ behave as on a real cluster. The cluster keeps to itself:
 * :meth:`stop` ends exactly its own processes - those whose command line names its temp
   dir - by PID (never ``ray stop``, which ends every Ray process on the machine).
 
-Every node sees the same local disk, which stands in for the shared storage (S3, NFS) a
-real multi-node cluster needs for ``results.root`` and the prepared data.
+Every node other than the head runs with its own ``HOME``, ``TMPDIR``, ``XDG_CACHE_HOME`` and
+``GENSWEEP_CACHE`` (folders in the cluster's temp dir), as a separate machine would: anything a
+driver keeps in its home or cache (``~/.cache/gensweep``) is not where that node's trials look.
+They still share this machine's disk, so an absolute local path (such as a local
+``results.root``) stands in for the shared storage (NFS) a real multi-node cluster needs; use an
+``s3://`` root (the loopback S3 server in tests) for what a cluster without one does.
 """
 from __future__ import annotations
 
@@ -93,8 +97,8 @@ class LocalCluster:
             args += ["--resources", json.dumps(dict(resources))]
         return args
 
-    def _run(self, args: list[str]) -> None:
-        proc = subprocess.run([self._ray, "start", *args], env=self.env, capture_output=True, text=True,
+    def _run(self, args: list[str], env: Optional[Mapping[str, str]] = None) -> None:
+        proc = subprocess.run([self._ray, "start", *args], env=dict(env or self.env), capture_output=True, text=True,
                               timeout=self.start_timeout_s)
         if proc.returncode != 0:
             raise RuntimeError(f"ray start failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
@@ -116,15 +120,31 @@ class LocalCluster:
         self.nodes.append({"head": True, "num_cpus": num_cpus, "resources": dict(resources or {})})
         return self
 
-    def add_node(self, num_cpus: float = 1, resources: Optional[Mapping[str, float]] = None) -> "LocalCluster":
+    def add_node(self, num_cpus: float = 1, resources: Optional[Mapping[str, float]] = None, *,
+                 own_home: bool = True) -> "LocalCluster":
+        """Start a node joining the head; with ``own_home`` (the default) its processes get a
+        home, temp and cache folders of their own (see the module docstring)."""
         if not self.gcs_address:
             raise RuntimeError("start_head() first")
         # Its own temp dir: nodes on one machine must not share a session dir, or one node's
         # runtime-env agent replaces the job's unpacked working dir under another node's processes.
-        temp_dir = os.path.join(self.temp_dir, f"n{len(self.nodes)}")
-        self._run(["--address", self.gcs_address, "--temp-dir", temp_dir, *self._common_args(num_cpus, resources)])
-        self.nodes.append({"head": False, "num_cpus": num_cpus, "resources": dict(resources or {})})
+        index = len(self.nodes)
+        temp_dir = os.path.join(self.temp_dir, f"n{index}")
+        env = self.node_env(index) if own_home else self.env
+        self._run(["--address", self.gcs_address, "--temp-dir", temp_dir, *self._common_args(num_cpus, resources)],
+                  env=env)
+        self.nodes.append({"head": False, "num_cpus": num_cpus, "resources": dict(resources or {}),
+                           "home": env["HOME"] if own_home else None})
         return self
+
+    def node_env(self, index: int) -> dict[str, str]:
+        """The environment of node ``index`` as if it were another machine: its own HOME, TMPDIR and caches."""
+        home = os.path.join(self.temp_dir, f"home{index}")
+        folders = {"HOME": home, "TMPDIR": os.path.join(home, "tmp"), "XDG_CACHE_HOME": os.path.join(home, ".cache"),
+                   "GENSWEEP_CACHE": os.path.join(home, ".cache", "gensweep")}
+        for folder in folders.values():
+            os.makedirs(folder, exist_ok=True)
+        return {**self.env, **folders}
 
     def wait_for_nodes(self, timeout_s: float = 60.0) -> None:
         """Wait until the dashboard reports every started node alive."""

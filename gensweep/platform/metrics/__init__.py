@@ -6,7 +6,9 @@
 * :mod:`.features`   -- images -> features (``reference_features``)
 * :mod:`.statistics` -- ``mean_cov``
 * :mod:`.distances`  -- ``frechet_distance``, ``kid``, ``precision_recall``, ``inception_score``
-* :mod:`.refstats`   -- ``RefStatsKey``, ``RefStats``, ``RefStatsRegistry``, ``ProtocolMismatch``
+* :mod:`.refstats`   -- ``RefStatsKey``, ``RefStats``, ``RefStatsRegistry``, ``ProtocolMismatch``, the FID floor
+  (``split_half_fid``), ``import_published``
+* :mod:`.write_once` -- write-once objects and a lease on local disk or S3 (the registry's storage)
 * :mod:`.protocol`   -- ``METRICS`` (metric name -> registered function, paper, columns), ``EvalProtocol``
 * :mod:`.evaluator`  -- ``evaluate``, ``compute_metrics``, ``torch_distributed_all_gather`` (no Ray import)
 * :mod:`.ladder`     -- ``SampleLadder`` (fake-sample N per training step)

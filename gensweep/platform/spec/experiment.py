@@ -21,6 +21,7 @@ from pydantic import (
 
 from gensweep import search_spaces
 from gensweep.platform.metrics.protocol import METRICS
+from gensweep.platform.metrics.refstats import REFERENCE_NAME
 from gensweep.platform.spec.space import Categorical, Integer, SearchSpace
 from gensweep.trainables.families import FAMILIES
 
@@ -130,7 +131,12 @@ MetricName = Annotated[str, BeforeValidator(_registered_metric)]  # a name in th
 class EvalConfig(_Strict):
     backbone: str = "mnist-lenet"
     num_samples: int = Field(1000, ge=2, description="fake samples per evaluation (after the ladder: all of them)")
-    ref_samples: int | None = Field(None, ge=2, description="real images for reference statistics; None: all")
+    ref_samples: int | None = Field(None, ge=2, description="real images for reference statistics (a seeded random"
+                                    " subset, stratified by label); None: all")
+    ref_seed: int = Field(0, description="seed of the ref_samples subset (part of the reference statistics' key)")
+    reference: str | None = Field(None, pattern=REFERENCE_NAME,
+                                  description="name of published statistics imported with `gensweep refstats import`"
+                                  " (instead of statistics of the dataset)")
     batch_size: int = Field(250, ge=1)
     metrics: list[MetricName] = Field(default_factory=lambda: ["fid"], min_length=1)
     latent_seed: int = 1234
@@ -139,6 +145,14 @@ class EvalConfig(_Strict):
         description="cheaper early evaluations: rungs in ascending until_step, each with fewer fake samples"
         " than the next and than num_samples; steps after the last rung use num_samples",
     )
+
+    @field_validator("reference")
+    @classmethod
+    def _reference_alone(cls, name: str | None, info: ValidationInfo) -> str | None:
+        if name is not None and info.data.get("ref_samples") is not None:
+            raise ValueError("imported statistics are a fixed reference set: leave eval.ref_samples unset with"
+                             " eval.reference")
+        return name
 
     @field_validator("ladder")
     @classmethod

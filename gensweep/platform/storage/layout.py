@@ -9,7 +9,7 @@ resume``, the dashboards and the CLI find what a sweep wrote through :class:`Roo
       ray/<experiment>/                          Tune's experiment state and Train checkpoints
       ray/<experiment>/gensweep_spec.yaml        the spec saved at sweep start (for ``gensweep resume``)
       datasets/<name>-<res>px-<hash>/            prepared datasets (Parquet shards + manifest)
-      refstats/                                  reference statistics (local roots; see ``refstats``)
+      refstats/                                  reference statistics (every root, S3 included)
       optuna.db                                  the Optuna study storage (local roots)
       .journal/                                  the results callback's write-ahead journal (local roots)
 
@@ -87,10 +87,9 @@ class RootLayout:
 
     @property
     def refstats(self) -> str:
-        """Reference statistics: beside the results on a local root, else in the local cache."""
-        if self.is_local:
-            return str(Path(self.root) / "refstats")
-        return str(cache_dir() / "refstats")
+        """Reference statistics, beside the results on every root (object storage included), so
+        that trial workers on any node read what the driver wrote."""
+        return join_uri(self.root, "refstats")
 
     # ---------------------------------------------------------------- driver-side state
     @property

@@ -81,6 +81,7 @@ class PlatformContext:
             device=self.device,
         )
         self._evaluator = WorkerEvaluator.from_config(cfg.eval_runtime, device=self.device)
+        self._fid_floor = cfg.eval_runtime.fid_floor
         self._artifacts = cfg.artifacts_uri
         self._checkpoint_info = cfg.checkpoint_info
         self._storage = cfg.storage
@@ -120,6 +121,8 @@ class PlatformContext:
         if self._resumed_from is not None:  # this worker (group) started from a checkpoint
             out["resumed_from_step"] = self._resumed_from
         out["worker_pid"] = os.getpid()  # changes when Train restarts a failed worker group
+        # the reference set's real-vs-real FID (NaN: not available), for reading scores beside it
+        out["fid_floor"] = float("nan") if self._fid_floor is None else float(self._fid_floor)
         return out
 
     def report(self, metrics: Mapping[str, Any], state: Mapping[str, Any] | None = None) -> None:

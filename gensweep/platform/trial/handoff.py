@@ -23,12 +23,14 @@ from gensweep.platform.storage.uris import StorageOptions
 class EvalRuntime:
     """How the trials of a sweep are scored, prepared once before the first trial starts."""
 
-    refstats_root: str  # the reference-statistics registry
+    refstats_root: str  # the reference-statistics registry: ``<results root>/refstats``, local or a URI
     key: RefStatsKey  # the reference set: the same for every evaluation along the ladder
     protocol: EvalProtocol  # the full-N protocol
     ladder: SampleLadder  # the fake-sample N of each evaluation's step
     settings: dict[str, Any]  # the spec's ``eval`` section as JSON, saved with every checkpoint
     computed: bool  # the driver computed the statistics (False: found in the registry)
+    storage: dict[str, Any] = dataclasses.field(default_factory=dict)  # StorageOptions fields to reach refstats_root
+    fid_floor: Optional[float] = None  # real-vs-real FID of the reference set (None: not available)
 
     @property
     def refstats_key(self) -> str:
@@ -47,6 +49,8 @@ class EvalRuntime:
             ladder=SampleLadder(ladder["full"], tuple(tuple(rung) for rung in ladder["rungs"])),
             settings=dict(plain["settings"]),
             computed=plain["computed"],
+            storage=dict(plain.get("storage") or {}),
+            fid_floor=plain.get("fid_floor"),
         )
 
 

@@ -29,7 +29,7 @@ from gensweep.trainables.families import FAMILIES
 
 # What must stay the same between the trial's reference set and the re-evaluation's: only the
 # backbone protocol may change.
-SAME_REFERENCE = ("dataset", "split", "resolution", "n", "resize")
+SAME_REFERENCE = ("dataset", "split", "resolution", "n", "resize", "seed")
 
 
 class UnknownBackbone(ValueError):
@@ -61,7 +61,7 @@ def reevaluate(
     storage = StorageOptions(**info["storage"])
 
     original = RefStatsKey(**info["reference"])
-    key = reference_key(info["dataset"], storage, net, original.n)
+    key = reference_key(info["dataset"], storage, net, original.n, original.seed)
     changed = original.mismatches(**{f: getattr(key, f) for f in SAME_REFERENCE})
     if changed:
         raise ProtocolMismatch(f"the dataset at {info['dataset']} is no longer the one trial {info['trial_id']} was"
