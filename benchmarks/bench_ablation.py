@@ -9,6 +9,9 @@ read back from the results store (FID at the last evaluation of each trial). It 
 catalog of registered GAN components with their references.
 
     PYTHONPATH=. python benchmarks/bench_ablation.py --steps 350 --eval-n 1000
+
+With ``--seeds 0,1,2`` every cell runs once per seed (``search.seeds``, the grid's replicate axis)
+and each cell shows the mean FID with a 95 % t-interval over its seeds (n per cell).
 """
 from __future__ import annotations
 
@@ -16,13 +19,28 @@ import argparse
 import sys
 import time
 
+import numpy as np
 import pandas as pd
+from scipy import stats
 
 from benchmarks.sweep_support import local_ray, machine, markdown, results_root
 from gensweep.platform.results import ResultsStore
 from gensweep.platform.sweep.runner import run_sweep
 from gensweep.platform.spec import parse_spec
 from gensweep.trainables.gan import catalog
+
+
+def seeds_of(args: argparse.Namespace) -> list[int]:
+    return [int(s) for s in args.seeds.split(",")] if args.seeds else [args.seed]
+
+
+def summarize(values: list[float]) -> str:
+    """Mean and 95 % t-interval half-width over a cell's seeds; one value alone has no interval."""
+    v = np.asarray(values, dtype=float)
+    if len(v) < 2:
+        return f"{v[0]:.1f} (n=1)"
+    half = stats.t.ppf(0.975, len(v) - 1) * v.std(ddof=1) / np.sqrt(len(v))
+    return f"{v.mean():.1f} ± {half:.1f} (n={len(v)})"
 
 
 def ablation_spec(root: str, args: argparse.Namespace):
@@ -32,7 +50,7 @@ def ablation_spec(root: str, args: argparse.Namespace):
         "trainable": {"arch": "dcgan", "width": args.width, "z_dim": 64, "batch_size": args.batch_size,
                       "num_classes": 0, "steps": args.steps, "eval_every": args.steps, "lr": args.lr},
         "space": {"loss": args.losses.split(","), "reg": args.regs.split(",")},
-        "search": {"algorithm": "grid", "seeds": [args.seed], "max_concurrent": args.concurrent},
+        "search": {"algorithm": "grid", "seeds": seeds_of(args), "max_concurrent": args.concurrent},
         "scheduler": {"kind": "none"},
         "resources": {"launcher": args.launcher},
         "eval": {"num_samples": args.eval_n, "metrics": ["fid"]},
@@ -45,14 +63,20 @@ def fid_table(store: ResultsStore, experiment: str, spec) -> tuple[str, pd.DataF
     metrics = store.read("metrics", experiment)
     trials = store.read("trials", experiment).set_index("trial_id")
     last = metrics.sort_values("step").groupby("trial_id").tail(1).set_index("trial_id")
-    cells = {}
+    scores: dict[tuple[str, str], list[float]] = {}
+    other: dict[tuple[str, str], list[str]] = {}
     for trial_id, row in last.iterrows():
         status = trials.loc[trial_id, "status"] if trial_id in trials.index else "running"
-        fid = f"{row['fid']:.1f}" if status == "completed" else f"{status} ({row['fid']:.1f})"
-        cells[(row["config/loss"], row["config/reg"])] = fid
+        key = (row["config/loss"], row["config/reg"])
+        if status == "completed":
+            scores.setdefault(key, []).append(float(row["fid"]))
+        else:
+            other.setdefault(key, []).append(f"{status} ({row['fid']:.1f})")
     for trial_id, row in trials.iterrows():
         if trial_id not in last.index:  # no evaluation at all (failed before the first one)
-            cells[(row["config/loss"], row["config/reg"])] = str(row["status"])
+            other.setdefault((row["config/loss"], row["config/reg"]), []).append(str(row["status"]))
+    cells = {key: "; ".join(([summarize(scores[key])] if key in scores else []) + other.get(key, []))
+             for key in set(scores) | set(other)}
     losses, regs = spec.space.choices_of("loss"), spec.space.choices_of("reg")
     kept, _ = spec.feasible_cells(spec.space.grid())
     allowed = {(c["loss"], c["reg"]) for c in kept}
@@ -71,6 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--lr", type=float, default=2e-4)
     ap.add_argument("--eval-n", type=int, default=1000, help="generated images per FID")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--seeds", default=None, help="comma-separated replicate seeds (default: --seed alone)")
     ap.add_argument("--concurrent", type=int, default=2)
     ap.add_argument("--launcher", default="train", choices=["auto", "train", "inline"],
                     help="resources.launcher (default train: how the recorded rows were made)")
@@ -91,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
         trials = store.read("trials", outcome.experiment)
         refstats = last["refstats_key"].iloc[0]
     print(f"\nFID ({spec.eval.backbone} features, N={args.eval_n} generated vs reference {refstats}) after"
-          f" {args.steps} steps; dcgan width {args.width}, batch {args.batch_size}, lr {args.lr}, seed {args.seed};"
+          f" {args.steps} steps; dcgan width {args.width}, batch {args.batch_size}, lr {args.lr}, seeds {seeds_of(args)};"
           f" {len(trials)} trials, {outcome.num_errors} errored, sweep wall {wall:.0f} s on {machine()}\n")
     print(table)
     mean_loop = last["loop_time_s"].mean()
