@@ -77,6 +77,9 @@ CORPUS = [
     # incompatible components
     ("acgan-without-classes", _with(trainable={"conditioning": "acgan", "num_classes": 0}), ["conditioning", "num_classes"]),
     ("searched-and-fixed", _with(space={"width": [8, 16]}), ["space.width", "trainable.width"]),
+    ("seed-searched", _with(space={"seed": [0, 1]}), ["space.seed", "search.seeds"]),
+    ("seed-fixed-and-replicated", _with(trainable={"seed": 3}, search={"seeds": [0, 1]}),
+     ["trainable.seed", "search.seeds"]),
     ("grid-with-asha", _with(search={"algorithm": "grid"}, space={"loss": ["ns", "hinge"]}), ["scheduler.kind"]),
     # bad resources
     ("workers-zero", _with(resources={"workers": 0}), ["resources.workers"]),

@@ -15,6 +15,7 @@ SPACE = {"loss": ["ns", "wgan"], "reg": ["none", "gp"]}
 def plan(tmp_path, algorithm="random", space=SPACE):
     spec = parse_spec({"name": "t", "space": space, "search": {"algorithm": algorithm}})
     storage = optuna.storages.RDBStorage(f"sqlite:///{tmp_path}/optuna.db")
+    # the sweep's searcher: seeds as replicates (one seed here) over the feasibility check (.inner)
     return SEARCHERS.get(algorithm)(spec, storage, "study").search_alg, storage
 
 
@@ -34,26 +35,26 @@ def test_infeasible_suggestions_are_refused_and_never_reach_a_trial(tmp_path, al
         searcher.on_trial_result(f"t{i}", {"fid": 10.0 + i, "training_iteration": 1})
         searcher.on_trial_complete(f"t{i}", {"fid": 10.0 + i, "training_iteration": 1})
     assert seen == {("ns", "none"), ("ns", "gp"), ("wgan", "gp")}
-    assert searcher.refused and all("wgan" in m and "fields: loss, reg" in m for m in searcher.refused)
+    assert searcher.inner.refused and all("wgan" in m and "fields: loss, reg" in m for m in searcher.inner.refused)
     # every refused point ends PRUNED, without a score (TPE ranks it last); every trial COMPLETE
     counts = states(storage)
-    assert counts["COMPLETE"] == 24 and counts["PRUNED"] == len(searcher.refused) and counts["FAIL"] == 0
+    assert counts["COMPLETE"] == 24 and counts["PRUNED"] == len(searcher.inner.refused) and counts["FAIL"] == 0
 
 
 def test_a_pending_trial_survives_save_and_restore(tmp_path):
     searcher, storage = plan(tmp_path)
     i = 0
-    while not searcher.refused:  # leave the first trial that needed a second suggestion pending
+    while not searcher.inner.refused:  # leave the first trial that needed a second suggestion pending
         searcher.suggest(f"t{i}")
         pending = f"t{i}"
-        if not searcher.refused:
+        if not searcher.inner.refused:
             searcher.on_trial_complete(pending, {"fid": 1.0, "training_iteration": 1})
         i += 1
     searcher.save(str(tmp_path / "searcher.pkl"))
 
     restored, _ = plan(tmp_path)
     restored.restore(str(tmp_path / "searcher.pkl"))
-    assert restored.refused == searcher.refused
+    assert restored.inner.refused == searcher.inner.refused
     before = states(storage)["COMPLETE"]
     restored.on_trial_complete(pending, {"fid": 1.0, "training_iteration": 1})
     assert states(storage)["COMPLETE"] == before + 1

@@ -51,6 +51,7 @@ def test_two_trial_sweep_writes_the_store(tmp_path, ray_local, capsys):
             assert Path(grid).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     trials = store.read("trials", "e2e-run")
     assert sorted(trials["status"]) == ["completed", "completed"]
+    assert trials["seed"].notna().all() and trials["config_id"].nunique() == 2  # TPE trials carry their seed
 
     # the resolved config is saved with each trial
     for trial_id in metrics["trial_id"].unique():
@@ -76,6 +77,28 @@ def test_two_trial_sweep_writes_the_store(tmp_path, ray_local, capsys):
     # reference statistics were computed once, by the driver, and are reused by the next sweep
     setup = setup_sweep(spec, "e2e-again")
     assert setup.plan.eval_runtime.computed is False
+
+
+def test_random_search_runs_one_config_once_per_seed(tmp_path, ray_local):
+    import optuna
+
+    spec = tiny_spec(tmp_path, "reps", search={"algorithm": "random", "num_trials": 1, "seeds": [0, 1],
+                                               "max_concurrent": 2},
+                     scheduler={"kind": "none"}, trainable={**TINY["trainable"], "steps": 15})
+    outcome = run_sweep(spec, experiment="reps-run")
+    assert outcome.num_errors == 0
+    store = ResultsStore.open(str(tmp_path))
+    trials = store.read("trials", "reps-run").drop_duplicates("trial_id", keep="last")
+    assert sorted(trials["seed"]) == [0, 1] and trials["config_id"].nunique() == 1
+    metrics = store.read("metrics", "reps-run")
+    assert set(metrics["config_id"]) == set(trials["config_id"]) and metrics["config/lr"].nunique() == 1
+    for _, trial in trials.iterrows():  # each replicate trained with its own seed
+        saved = yaml.safe_load((tmp_path / "artifacts" / "reps-run" / trial["trial_id"] / "resolved_config.yaml")
+                               .read_text())
+        assert saved["config"]["seed"] == trial["seed"]
+    # the study holds one trial for the config, valued by the mean of its replicates' FID
+    study = optuna.load_study(study_name="reps-run", storage=f"sqlite:///{tmp_path}/optuna.db")
+    assert len(study.trials) == 1 and study.trials[0].value == pytest.approx(metrics["fid"].mean())
 
 
 def test_train_launcher_runs_the_same_loop_in_a_torch_trainer(tmp_path, ray_local):

@@ -21,6 +21,9 @@ if TYPE_CHECKING:  # pragma: no cover
 
 ConfigFlattener = Callable[[Mapping[str, Any]], Mapping[str, Any]]
 
+# The column the replicates (seeds) of one sampled config share; a flattener's name, not a config/ one.
+CONFIG_ID = "config_id"
+
 # Columns every metrics row has; a reported value of the same name is kept as ``result/<name>``.
 RESERVED = frozenset({"experiment", "trial_id", "step", "row_key", "written_at", "wall_time_s"})
 
@@ -117,7 +120,7 @@ def config_columns(
     fn = _mapping_flattener(flatten_config) if isinstance(flatten_config, Mapping) else flatten_config
     out = {}
     for name, value in dict(fn(config)).items():
-        column = str(name) if str(name).startswith(CONFIG_PREFIX) else CONFIG_PREFIX + str(name)
+        column = str(name) if str(name).startswith(CONFIG_PREFIX) or name == CONFIG_ID else CONFIG_PREFIX + str(name)
         out[column] = normalize_value(value)
     return out
 

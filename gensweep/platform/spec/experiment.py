@@ -32,12 +32,15 @@ class _Strict(BaseModel):
 
 class SearchConfig(_Strict):
     algorithm: Literal["optuna-tpe", "random", "grid"] = "optuna-tpe"
-    num_trials: int = Field(6, ge=1, description="ignored by grid (the grid size decides)")
+    num_trials: int = Field(6, ge=1, description="configs to sample, each run once per seed; ignored by grid"
+                            " (the grid size decides)")
     max_concurrent: int | None = Field(
         None, ge=1, description="trials at once; unset: as many as the cluster holds (never more)")
     metric: str = "fid"
     mode: Literal["min", "max"] = "min"
-    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1, description="grid: replicate axis")
+    seeds: list[int] | None = Field(
+        None, min_length=1, description="replicate axis of every algorithm: each sampled config (or grid cell)"
+        " runs once per seed, all under one config_id; unset: once, at the trainable's seed (the spec's seed)")
     optuna_storage: str | None = Field(None, description="SQLAlchemy URL for the Optuna study")
 
 
@@ -239,6 +242,22 @@ class ExperimentSpec(_Strict):
                     " cell the same budget; use 'none'"
                 )
         return self
+
+    @model_validator(mode="after")
+    def _seed_is_the_replicate_axis(self):
+        if "seed" in self.space.params:
+            raise ValueError("space.seed: the seed is the replicate axis, not a searched parameter; list the seeds"
+                             " in search.seeds")
+        if self.search.seeds is not None and "seed" in self.trainable:
+            raise ValueError("trainable.seed: fixed, but search.seeds lists the replicate seeds; set one of them")
+        if "seed" not in FAMILIES.get(self.family).config.model_fields:
+            raise ValueError(f"family: {self.family!r} has no 'seed' setting to replicate over")
+        return self
+
+    def replicate_seeds(self) -> list[int]:
+        """The seeds every sampled config (or grid cell) runs with: ``search.seeds``, or else the
+        one seed a trial would get anyway (``trainable.seed``, else the spec's ``seed``)."""
+        return list(self.search.seeds) if self.search.seeds is not None else [int(self.trial_defaults()["seed"])]
 
     def trial_defaults(self) -> dict[str, Any]:
         """Fixed settings plus what the data and eval sections imply for the trainable."""

@@ -6,7 +6,9 @@ space (``OptunaSearch(space=callable)``); for factorial ablations, a full grid.
 """
 from __future__ import annotations
 
+import hashlib
 import itertools
+import json
 import math
 from typing import Annotated, Any, Literal, Union
 
@@ -156,6 +158,16 @@ class DefineByRun:
         return None
 
 
+SEED_KEY = "seed"  # the replicate axis: a trial's parameters carry its seed under this name
+
+
 def with_replicates(cells: list[dict[str, Any]], seeds: list[int]) -> list[dict[str, Any]]:
-    """Seeds as a replicate axis: every cell once per seed (same budget for every cell)."""
-    return [{**cell, "seed": s} for cell, s in itertools.product(cells, seeds)]
+    """Seeds as a replicate axis: every cell (or sampled config) once per seed, seeds innermost."""
+    return [{**cell, SEED_KEY: s} for cell, s in itertools.product(cells, seeds)]
+
+
+def config_id(params: dict[str, Any]) -> str:
+    """The id every replicate of one config shares: its parameters without the seed, hashed
+    (key order and the seed do not matter; the ``config/...`` columns hold the values)."""
+    body = json.dumps({k: v for k, v in params.items() if k != SEED_KEY}, sort_keys=True, default=str)
+    return "cfg-" + hashlib.sha1(body.encode()).hexdigest()[:10]

@@ -64,20 +64,31 @@ class FeasibleSearcher(Searcher):
         self.inner.on_trial_complete(self._inner_ids.pop(trial_id, trial_id), result=result, error=error)
 
     def save(self, checkpoint_path: str) -> None:
-        with tempfile.TemporaryDirectory() as tmp:
-            inner_path = os.path.join(tmp, "inner.pkl")
-            self.inner.save(inner_path)
-            with open(inner_path, "rb") as f:
-                inner = f.read()
-        with open(checkpoint_path, "wb") as f:
-            pickle.dump({"inner": inner, "inner_ids": self._inner_ids, "refused": self.refused}, f)
+        save_wrapper(checkpoint_path, self.inner, {"inner_ids": self._inner_ids, "refused": self.refused})
 
     def restore(self, checkpoint_path: str) -> None:
-        with open(checkpoint_path, "rb") as f:
-            state = pickle.load(f)
-        with tempfile.TemporaryDirectory() as tmp:
-            inner_path = os.path.join(tmp, "inner.pkl")
-            with open(inner_path, "wb") as f:
-                f.write(state["inner"])
-            self.inner.restore(inner_path)
+        state = restore_wrapper(checkpoint_path, self.inner)
         self._inner_ids, self.refused = state["inner_ids"], state["refused"]
+
+
+def save_wrapper(checkpoint_path: str, inner: Searcher, state: dict[str, Any]) -> None:
+    """Save a searcher that wraps ``inner``: the inner searcher's own saved state and the wrapper's ``state``."""
+    with tempfile.TemporaryDirectory() as tmp:
+        inner_path = os.path.join(tmp, "inner.pkl")
+        inner.save(inner_path)
+        with open(inner_path, "rb") as f:
+            saved = f.read()
+    with open(checkpoint_path, "wb") as f:
+        pickle.dump({**state, "inner": saved}, f)
+
+
+def restore_wrapper(checkpoint_path: str, inner: Searcher) -> dict[str, Any]:
+    """Restore ``inner`` from what :func:`save_wrapper` saved; returns the wrapper's state."""
+    with open(checkpoint_path, "rb") as f:
+        state = pickle.load(f)
+    with tempfile.TemporaryDirectory() as tmp:
+        inner_path = os.path.join(tmp, "inner.pkl")
+        with open(inner_path, "wb") as f:
+            f.write(state.pop("inner"))
+        inner.restore(inner_path)
+    return state

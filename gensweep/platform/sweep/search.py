@@ -12,6 +12,7 @@ from ray.tune.search.optuna import OptunaSearch
 from gensweep.platform.spec import ExperimentSpec
 from gensweep.platform.spec.space import with_replicates
 from gensweep.platform.sweep.feasible import FeasibleSearcher
+from gensweep.platform.sweep.replicates import ReplicateSearcher
 from gensweep.platform.trial.launch import GRID_KEY
 from gensweep.trainables.registry import Registry
 
@@ -38,7 +39,9 @@ def _optuna(spec: ExperimentSpec, sampler: optuna.samplers.BaseSampler, storage:
         storage=storage,
         study_name=study_name if storage is not None else None,
     )
-    return SearchPlan(FeasibleSearcher(searcher, spec.violations), {}, spec.search.num_trials)
+    seeds = spec.replicate_seeds()
+    replicated = ReplicateSearcher(FeasibleSearcher(searcher, spec.violations), seeds)
+    return SearchPlan(replicated, {}, spec.search.num_trials * len(seeds))
 
 
 @SEARCHERS.register("optuna-tpe", ref="Bergstra et al. 2011, Algorithms for Hyper-Parameter Optimization (TPE), via Optuna")
@@ -56,7 +59,7 @@ def _grid(spec: ExperimentSpec, storage: Any, study_name: str = "") -> SearchPla
     cells, dropped = spec.feasible_cells(spec.space.grid())
     for message in dropped:
         print(f"[gensweep] grid cell skipped: {message}", flush=True)
-    cells = with_replicates(cells, spec.search.seeds)
+    cells = with_replicates(cells, spec.replicate_seeds())
     return SearchPlan(None, {GRID_KEY: tune.grid_search(cells)}, 1)
 
 

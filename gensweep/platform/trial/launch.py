@@ -22,7 +22,9 @@ from ray.tune.integration.ray_train import TuneReportCallback
 
 from gensweep.platform.data import StorageOptions, open_dataset
 from gensweep.platform.data.blocks import SharedBlocks
+from gensweep.platform.results.rows import CONFIG_ID
 from gensweep.platform.spec import ExperimentSpec
+from gensweep.platform.spec.space import config_id
 from gensweep.platform.storage.artifacts import get_bytes, put_bytes
 from gensweep.platform.storage.layout import RootLayout
 from gensweep.platform.storage.secrets import apply_secrets_file
@@ -68,7 +70,8 @@ class TrialPlan:
 
 
 def sampled_params(config: dict[str, Any]) -> dict[str, Any]:
-    """Tune's config for this trial: a grid cell, or the parameters Optuna suggested."""
+    """Tune's config for this trial: a grid cell, or the parameters Optuna suggested; either way
+    with the replicate's ``seed`` (:func:`~gensweep.platform.spec.space.with_replicates`)."""
     return dict(config[GRID_KEY]) if GRID_KEY in config else dict(config)
 
 
@@ -122,10 +125,12 @@ def _open(spec: ExperimentSpec, plan: TrialPlan):
 
 
 def config_columns(config: dict[str, Any]) -> dict[str, Any]:
-    """The ``config/<param>`` columns of a trial's rows: its sampled parameters (a grid cell unpacked)."""
+    """The ``config/<param>`` columns of a trial's rows: its sampled parameters (a grid cell unpacked,
+    the seed among them), and ``config_id``, which the replicates of one config share."""
     from gensweep.platform.results.schema import normalize_value
 
-    return {f"config/{k}": normalize_value(v) for k, v in sampled_params(config).items()}
+    params = sampled_params(config)
+    return {CONFIG_ID: config_id(params), **{f"config/{k}": normalize_value(v) for k, v in params.items()}}
 
 
 def worker_config(spec: ExperimentSpec, plan: TrialPlan, trial_id: str, trial_cfg: dict[str, Any],
