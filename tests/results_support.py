@@ -96,3 +96,23 @@ def wait_for_file(path: str, timeout_s: float, proc=None) -> None:
             raise AssertionError(f"worker exited early with {proc.exitcode}")
         time.sleep(0.05)
     raise AssertionError(f"{path} did not appear within {timeout_s}s")
+
+
+def compact_then_hang(uri: str, experiment: str, stall: str, ready_file: str) -> None:
+    """Compact ``experiment``'s metrics, stalling (until killed) at ``stall``: ``"write"`` while
+    the merged part is being written (before it is visible), ``"delete"`` after the first merged
+    part was deleted."""
+    store = ResultsStore.open(uri, deadline_s=60)
+    backend = store.backend
+    name = "write_bytes" if stall == "write" else "delete"
+    real = getattr(backend, name)
+
+    def stalled(path, *args):
+        if stall == "delete":
+            real(path, *args)
+        with open(ready_file, "w") as handle:
+            handle.write(path)
+        time.sleep(120)
+
+    setattr(backend, name, stalled)
+    store.compact("metrics", experiment)
