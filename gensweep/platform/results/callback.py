@@ -292,7 +292,7 @@ class ResultsCallback(Callback):
     def on_trial_complete(self, iteration: int, trials: list, trial: "Trial", **info):
         status, reason = ended_outcome(self._trial_last.get(trial.trial_id, {}), self.budget_iterations)
         self._buffer("trials", self._trial_row(trial, status, reason))
-        self._summary.observe_trials(trials)
+        self._summary.observe_trials(trials, ended=trial.trial_id)
         self._maybe_flush()
 
     def on_trial_error(self, iteration: int, trials: list, trial: "Trial", **info):
@@ -301,7 +301,7 @@ class ResultsCallback(Callback):
         if status is TrialStatus.DIVERGED:  # ended on a divergence: its step and reason, not a failure
             row["last_step"] = step
         self._buffer("trials", row)
-        self._summary.observe_trials(trials)
+        self._summary.observe_trials(trials, ended=trial.trial_id)
         self._maybe_flush()
 
     def on_experiment_end(self, trials: list, **info):

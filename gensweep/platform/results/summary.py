@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import math
-from typing import Any, Iterable, Sequence
+from typing import Any, Sequence
 
 import pandas as pd
 
@@ -35,29 +35,33 @@ class RunningSummary:
     def __init__(self, metrics: Sequence[str]):
         self.metrics = tuple(metrics)
         self.n_trials = 0
-        self.n_finished = 0
+        self.finished: set[str] = set()
         self.n_reports = 0
         self.best: dict[str, float] = {m: math.nan for m in self.metrics}
         self.changed = False
 
-    def observe_trials(self, trials: Iterable[Any]) -> None:
-        statuses = [getattr(t, "status", None) for t in trials]
-        n_trials = len(statuses)
-        n_finished = sum(1 for s in statuses if s in ("TERMINATED", "ERROR"))
-        if (n_trials, n_finished) != (self.n_trials, self.n_finished):
-            self.n_trials, self.n_finished, self.changed = n_trials, n_finished, True
+    def observe_trials(self, trials: Sequence[Any], ended: str | None = None) -> None:
+        """Tune's list of the experiment's trials (its length is the count); ``ended``: the id of
+        a trial that just ended."""
+        finished = len(self.finished)
+        if ended is not None:
+            self.finished.add(ended)
+        if len(trials) > self.n_trials or len(self.finished) != finished:
+            self.n_trials = max(self.n_trials, len(trials))
+            self.changed = True
 
     def observe_result(self, row: dict[str, Any]) -> None:
         self.n_reports += 1
         self.changed = True
         for metric in self.metrics:
-            value = _minimum([row.get(metric)])
-            if not math.isnan(value) and not value >= self.best[metric]:
-                self.best[metric] = value
+            value = row.get(metric)
+            if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) \
+                    and not value >= self.best[metric]:
+                self.best[metric] = float(value)
 
     def fields(self) -> dict[str, Any]:
         self.changed = False
-        return {"n_trials": self.n_trials, "n_finished": self.n_finished, "n_reports": self.n_reports,
+        return {"n_trials": self.n_trials, "n_finished": len(self.finished), "n_reports": self.n_reports,
                 "updated_at": _dt.datetime.now(_dt.timezone.utc),
                 **{best_column(m): v for m, v in self.best.items()}}
 
