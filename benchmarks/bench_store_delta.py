@@ -23,6 +23,7 @@ import uuid
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
+from bench_store_scale import append_jsonl  # noqa: E402
 from gensweep.platform.results import ResultsStore  # noqa: E402
 from gensweep.platform.results.parts import rows_to_table  # noqa: E402
 from gensweep.platform.results.schema import normalize_rows  # noqa: E402
@@ -157,10 +158,7 @@ def main() -> None:
                     rows.append(row)
     finally:
         server.stop()
-    if args.json:
-        with open(args.json, "a") as handle:
-            for row in rows:
-                handle.write(json.dumps(row) + "\n")
+    append_jsonl(args.json, rows)
 
 
 if __name__ == "__main__":

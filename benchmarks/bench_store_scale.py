@@ -43,6 +43,13 @@ _RSS = ("import resource, subprocess, sys; rc = subprocess.run(sys.argv[1:]).ret
         "print('MAXRSS', resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr); sys.exit(rc)")
 
 
+def append_jsonl(path: str | None, rows: list[dict]) -> None:
+    """Append ``rows`` to the JSON-lines file ``path`` (nothing when None)."""
+    if path:
+        with open(path, "a") as handle:
+            handle.writelines(json.dumps(row) + "\n" for row in rows)
+
+
 def fake_trials(n: int) -> list[SimpleNamespace]:
     out = []
     for i in range(n):
@@ -165,10 +172,7 @@ def main() -> None:
         finally:
             if server is not None:
                 server.stop()
-    if args.json:
-        with open(args.json, "a") as handle:
-            for row in rows:
-                handle.write(json.dumps(row) + "\n")
+    append_jsonl(args.json, rows)
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ can import them.
 from __future__ import annotations
 
 import os
+import signal
 import time
 
 import pytest
@@ -116,3 +117,12 @@ def compact_then_hang(uri: str, experiment: str, stall: str, ready_file: str) ->
 
     setattr(backend, name, stalled)
     store.compact("metrics", experiment)
+
+
+def kill_when_ready(proc, ready_file: str, timeout_s: float = 60) -> None:
+    """Wait (bounded) until the worker ``proc`` wrote ``ready_file``, then SIGKILL it."""
+    try:
+        wait_for_file(ready_file, timeout_s, proc)
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.join(30)

@@ -11,6 +11,7 @@ import pytest
 from gensweep.platform.results import ResultsStore
 from tests.results_support import (  # noqa: F401 - store_uri is a fixture
     compact_then_hang,
+    kill_when_ready,
     metric_rows,
     store_uri,
     wait_for_file,
@@ -65,11 +66,7 @@ def test_compaction_killed_midway_loses_and_duplicates_nothing(store_uri, tmp_pa
     ready = str(tmp_path / "ready")
     proc = SPAWN.Process(target=compact_then_hang, args=(store_uri, "crash", stall, ready))
     proc.start()
-    try:
-        wait_for_file(ready, 60, proc)
-    finally:
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.join(30)
+    kill_when_ready(proc, ready)
     assert proc.exitcode == -signal.SIGKILL
     after = store.read("metrics", "crash").sort_values("step").reset_index(drop=True)
     assert after[["row_key", "step", "fid", "batch"]].equals(before[["row_key", "step", "fid", "batch"]])
