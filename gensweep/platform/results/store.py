@@ -22,6 +22,7 @@ the rows :meth:`ResultsStore.read` returns.  Known columns have declared types
 from __future__ import annotations
 
 import datetime as _dt
+import io
 import logging
 import time
 import uuid
@@ -31,6 +32,7 @@ from urllib.parse import quote, unquote
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from gensweep.platform.storage.retry import RetryPolicy
 
@@ -159,8 +161,11 @@ class ResultsStore:
                 parts.append(path)
         return sorted(parts, key=lambda p: (p.rsplit("/", 1)[-1], p))
 
-    def _read_part(self, path: str, table: str, columns: Sequence[str] | None = None) -> pa.Table:
-        data = self.retry.call(lambda: self.backend.read_bytes(path), what=f"read {path}")
+    def _fetch(self, path: str) -> bytes:
+        return self.retry.call(lambda: self.backend.read_bytes(path), what=f"read {path}")
+
+    @staticmethod
+    def _decode(path: str, data: bytes, table: str, columns: Sequence[str] | None = None) -> pa.Table:
         try:
             return decode(data, table, columns)
         except Exception as exc:  # noqa: BLE001
@@ -219,11 +224,14 @@ class ResultsStore:
             return pd.DataFrame({c: pd.Series(dtype="object") for c in names})
         return merged.to_pandas()
 
-    def _read_parts(self, paths: list[str], table: str, columns: Sequence[str] | None = None) -> list[pa.Table]:
+    def _fetch_parts(self, paths: list[str]) -> list[bytes]:
         if len(paths) <= 1 or self.read_threads <= 1:
-            return [self._read_part(p, table, columns) for p in paths]
+            return [self._fetch(p) for p in paths]
         with ThreadPoolExecutor(max_workers=min(self.read_threads, len(paths))) as pool:
-            return list(pool.map(lambda p: self._read_part(p, table, columns), paths))
+            return list(pool.map(self._fetch, paths))
+
+    def _read_parts(self, paths: list[str], table: str, columns: Sequence[str] | None = None) -> list[pa.Table]:
+        return [self._decode(p, d, table, columns) for p, d in zip(paths, self._fetch_parts(paths))]
 
     def experiments(self) -> list[str]:
         """Names of all experiments with rows in any table."""
@@ -244,15 +252,22 @@ class ResultsStore:
         compaction meets at worst the same rows twice, which reads dedupe and the next
         compaction removes; parts written meanwhile are neither read nor deleted. When a
         part vanishes under it (another compaction), it gives up and returns 0.
+
+        With ``over`` > 1 (compaction during a sweep) a part holding more rows than all the
+        others together is left as it is, so each row is rewritten O(log rows) times over a
+        sweep, not once per compaction; ``over=1`` merges every part.
         """
         paths = self.part_files(table, experiment)
         if len(paths) < 2 or len(paths) <= over:
             return 0
         try:
-            parts = self._read_parts(paths, table)
+            blobs = self._fetch_parts(paths)
         except FileNotFoundError:
             return 0
-        merged = conform(table, dedupe(concat_tables(parts), table))
+        if over > 1:  # while a sweep runs: a part bigger than all the others together stays
+            paths, blobs = _without_dominant(paths, blobs)
+        merged = conform(table, dedupe(concat_tables(
+            [self._decode(p, d, table) for p, d in zip(paths, blobs)]), table))
         data = encode(merged)
         target = self.backend.join(self.partition_path(table, experiment), part_name())
         self.retry.call(lambda: self.backend.write_bytes(target, data), what=f"write {target}")
@@ -291,3 +306,12 @@ class ResultsStore:
         )
 
 
+
+
+def _without_dominant(paths: list[str], blobs: list[bytes]) -> tuple[list[str], list[bytes]]:
+    """The parts less the one with more rows than all the others together, if there is one."""
+    rows = [pq.ParquetFile(io.BytesIO(b)).metadata.num_rows for b in blobs]
+    big = max(range(len(rows)), key=rows.__getitem__)
+    if rows[big] <= sum(rows) - rows[big] or len(paths) < 3:
+        return paths, blobs
+    return paths[:big] + paths[big + 1:], blobs[:big] + blobs[big + 1:]
