@@ -76,3 +76,22 @@ def test_compaction_killed_midway_loses_and_duplicates_nothing(store_uri, tmp_pa
     raw = store.read("metrics", "crash", dedupe_rows=False).sort_values("step").reset_index(drop=True)
     assert len(store.part_files("metrics", "crash")) == 1
     assert raw[["row_key", "step", "fid", "batch"]].equals(before[["row_key", "step", "fid", "batch"]])
+
+
+def test_results_compact_command_merges_a_store_written_before(tmp_path, capsys):
+    from gensweep.cli import main as cli_main
+
+    root = str(tmp_path / "old")
+    store = ResultsStore.open(root)
+    for name in ("run-a", "run-b"):
+        for b in range(3):  # one part per write, as stores written before compaction have
+            store.write("metrics", metric_rows(name, "t", range(b * 4, b * 4 + 4)))
+        store.log_trial(name, "t", "running")
+        store.log_trial(name, "t", "completed")
+    assert cli_main(["results", "--root", root, "compact", "run-a"]) == 0
+    assert "run-a: trials 2 -> 1, metrics 3 -> 1" in capsys.readouterr().out
+    assert len(store.part_files("metrics", "run-b")) == 3  # only the experiment named
+    assert cli_main(["results", "--root", root, "compact"]) == 0
+    assert all(len(store.part_files(t, n)) == 1 for t in ("metrics", "trials") for n in ("run-a", "run-b"))
+    assert store.read("trials", "run-b", dedupe_rows=False)["status"].tolist() == ["completed"]
+    assert len(store.read("metrics", "run-b", dedupe_rows=False)) == 12
