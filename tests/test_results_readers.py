@@ -120,3 +120,17 @@ def test_ls_reads_one_summary_row_per_experiment_not_the_trials(swept):
     assert listed["best_fid"].tolist() == [47.0, 46.0]
     assert listed["status"].tolist() == ["completed", "completed"]
     assert read and all("/experiments/" in p for p in read), read
+
+
+def test_stores_written_before_read_their_timestamps_under_the_new_names(tmp_path):
+    """Before the ``*_at`` rule, ``wall_time_s`` held a UNIX timestamp in metrics and artifacts."""
+    store = ResultsStore.open(str(tmp_path / "old"))
+    store.write("metrics", [{"experiment": "e", "trial_id": "t", "step": 1, "fid": 3.0, "wall_time_s": 1.7e9}])
+    store.write("artifacts", [{"experiment": "e", "trial_id": "t", "kind": "grid", "uri": "g.png",
+                               "wall_time_s": 1.7e9}])
+    when = pd.Timestamp(1.7e9, unit="s", tz="UTC")
+    metrics = store.read("metrics", "e")
+    assert "wall_time_s" not in metrics.columns and metrics["reported_at"].tolist() == [when]
+    assert store.read("metrics", "e", columns=["reported_at"])["reported_at"].tolist() == [when]
+    assert store.read("artifacts", "e")["created_at"].tolist() == [when]
+    assert list_experiments(store)["started_at"].tolist() == [when]  # no summary row: first report time

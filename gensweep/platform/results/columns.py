@@ -99,14 +99,14 @@ def upgrade_legacy(table: str, data: pa.Table) -> pa.Table:
     for old, new in LEGACY_TIMESTAMPS.get(table, {}).items():
         if old not in data.column_names:
             continue
-        column = data.column(old)
-        i = data.column_names.index(old)
-        data = data.remove_column(i)
-        if new in data.column_names:
-            continue
-        seconds = column.cast(pa.float64())
-        micros = pc.multiply(seconds, 1e6).cast(pa.int64(), safe=False)
-        data = data.append_column(pa.field(new, TIMESTAMP), micros.cast(TIMESTAMP))
+        seconds = data.column(old).cast(pa.float64())
+        stamps = pc.multiply(seconds, 1e6).cast(pa.int64(), safe=False).cast(TIMESTAMP)
+        data = data.remove_column(data.column_names.index(old))
+        if new in data.column_names:  # a part with both: the new column where it has a value
+            i = data.column_names.index(new)
+            stamps = pc.coalesce(data.column(i).cast(TIMESTAMP), stamps)
+            data = data.remove_column(i)
+        data = data.append_column(pa.field(new, TIMESTAMP), stamps)
     return data
 
 
