@@ -6,6 +6,7 @@ can import them.
 from __future__ import annotations
 
 import os
+import signal
 import time
 
 import pytest
@@ -96,3 +97,32 @@ def wait_for_file(path: str, timeout_s: float, proc=None) -> None:
             raise AssertionError(f"worker exited early with {proc.exitcode}")
         time.sleep(0.05)
     raise AssertionError(f"{path} did not appear within {timeout_s}s")
+
+
+def compact_then_hang(uri: str, experiment: str, stall: str, ready_file: str) -> None:
+    """Compact ``experiment``'s metrics, stalling (until killed) at ``stall``: ``"write"`` while
+    the merged part is being written (before it is visible), ``"delete"`` after the first merged
+    part was deleted."""
+    store = ResultsStore.open(uri, deadline_s=60)
+    backend = store.backend
+    name = "write_bytes" if stall == "write" else "delete"
+    real = getattr(backend, name)
+
+    def stalled(path, *args):
+        if stall == "delete":
+            real(path, *args)
+        with open(ready_file, "w") as handle:
+            handle.write(path)
+        time.sleep(120)
+
+    setattr(backend, name, stalled)
+    store.compact("metrics", experiment)
+
+
+def kill_when_ready(proc, ready_file: str, timeout_s: float = 60) -> None:
+    """Wait (bounded) until the worker ``proc`` wrote ``ready_file``, then SIGKILL it."""
+    try:
+        wait_for_file(ready_file, timeout_s, proc)
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.join(30)

@@ -45,7 +45,7 @@ def test_local_root_layout(tmp_path, monkeypatch):
     assert layout.ray == f"{root}/ray"
     assert layout.ray_experiment("e1") == f"{root}/ray/e1"
     assert layout.resume_spec("e1") == os.path.join(root, "ray", "e1", "gensweep_spec.yaml")
-    assert layout.trial_artifacts("e1", "t1") == os.path.join(root, "artifacts", "e1", "t1")
+    assert layout.trial_artifacts("e1", "t1") == os.path.join(root, "files", "e1", "t1")
     assert layout.dataset("mnist-28px-abcd") == os.path.join(root, "datasets", "mnist-28px-abcd")
     assert layout.refstats == os.path.join(root, "refstats")
     assert layout.optuna_url == f"sqlite:///{root}/optuna.db"
@@ -58,7 +58,7 @@ def test_object_storage_root_layout(tmp_path, monkeypatch):
     assert absolute_root("s3://bucket/sweeps") == layout.root == "s3://bucket/sweeps" and not layout.is_local
     assert layout.ray == "s3://bucket/sweeps/ray"
     assert layout.resume_spec("e1") == "s3://bucket/sweeps/ray/e1/gensweep_spec.yaml"
-    assert layout.trial_artifacts("e1", "t1") == "s3://bucket/sweeps/artifacts/e1/t1"
+    assert layout.trial_artifacts("e1", "t1") == "s3://bucket/sweeps/files/e1/t1"
     assert layout.dataset("d") == "s3://bucket/sweeps/datasets/d"
     assert layout.refstats == "s3://bucket/sweeps/refstats"  # in the store, not a node's cache
     assert layout.optuna_url is None  # SQLite needs a local file: search.optuna_storage instead

@@ -116,7 +116,7 @@ def test_tune_run_writes_metrics_and_trial_statuses(ray_cluster, tmp_path):
     assert steps == {"ok": [10, 20, 30], "raise": [10], "diverge": [10, 20], "long": [10, 20]}
     assert metrics["row_key"].is_unique
     assert {"fid", "d_loss", "g_loss", "backbone", "eval_n", "training_iteration", "time_total_s",
-            "wall_time_s", "config/mode", "config/base", "config/opt/lr", "config/opt/betas"} <= set(metrics)
+            "reported_at", "config/mode", "config/base", "config/opt/lr", "config/opt/betas"} <= set(metrics)
     assert (metrics["backbone"] == "inception").all()
     ok = metrics[metrics["trial_id"].map(mode_of) == "ok"].sort_values("step")
     assert ok["fid"].tolist() == [50.0, 49.0, 48.0]
@@ -185,8 +185,12 @@ def test_buffering_flush_policy_and_retry_idempotence(tmp_path):
     assert sorted(df["step"]) == [1, 2, 3] and df["row_key"].is_unique
 
     cb.on_trial_complete(0, [trial], trial)
+    # a trial's end forces no write (the row is buffered, and journaled when there is a journal)
+    assert store.read("trials")["status"].tolist() == ["running"] and cb._n_buffered == 1
+    cb.on_experiment_end([trial])
     trials = store.read("trials")
     assert trials["status"].tolist() == ["completed"] and trials["last_step"].tolist() == [3]
+    assert all(len(store.part_files(t, "unit")) <= 1 for t in ("trials", "metrics"))  # compacted at the end
 
 
 def test_time_based_flush_on_step_end(tmp_path):
@@ -238,5 +242,6 @@ def test_a_trial_that_raised_diverged_is_recorded_as_diverged(tmp_path, error, s
     cb.on_trial_start(0, [], trial)
     cb.on_trial_result(0, [], trial, {"step": 20, "fid": 50.0, "training_iteration": 1})
     cb.on_trial_error(0, [], trial)
+    cb.flush()  # a trial's end is buffered (batched writes); the next flush writes it
     row = ResultsStore.open(str(tmp_path / "store")).read("trials", "exp").iloc[0]
     assert (row["status"], row["reason"], row["last_step"]) == (status, reason, last_step)

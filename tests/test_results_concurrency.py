@@ -11,6 +11,7 @@ import pyarrow.parquet as pq
 from gensweep.platform.results import ResultsStore
 from tests.results_support import (  # noqa: F401 - store_uri is a fixture
     big_batch,
+    kill_when_ready,
     rewrite_big_batch_forever,
     store_uri,
     wait_for_file,
@@ -124,11 +125,7 @@ def test_local_writer_killed_before_rename_leaves_only_hidden_temp(tmp_path):
     ready = str(tmp_path / "ready")
     proc = SPAWN.Process(target=write_then_hang_before_rename, args=(uri, "crash", 5_000, ready))
     proc.start()
-    try:
-        wait_for_file(ready, 60, proc)
-    finally:
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.join(30)
+    kill_when_ready(proc, ready)
     with open(ready) as handle:
         temp = handle.read()
     assert os.path.basename(temp).startswith(".") and os.path.getsize(temp) > 0

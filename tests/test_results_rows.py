@@ -1,6 +1,7 @@
 """Row builders, trial statuses, the row buffer and backend registration of the results package."""
 from __future__ import annotations
 
+import datetime as dt
 import pickle
 
 import numpy as np
@@ -22,11 +23,14 @@ def test_metrics_row_keeps_scalar_metrics_and_renames_clashing_names():
     row = metrics_row(
         "exp", "t1", 30,
         {"fid": np.float64(12.5), "step": 999, "nested": {"is": 2.0}, "images": [1, 2],
-         "artifact/sample_grid": "s3://b/g.png", "experiment": "other", "wall_time_s": 1.0},
-        wall_time_s=100, columns={"config/lr": 0.1}, backfilled=True,
+         "artifact/sample_grid": "s3://b/g.png", "experiment": "other", "wall_time_s": 1.0,
+         "reported_at": 2.0},
+        reported_at=100, columns={"config/lr": 0.1}, backfilled=True,
     )
-    assert row == {"experiment": "exp", "trial_id": "t1", "step": 30, "wall_time_s": 100.0, "fid": 12.5,
+    reported = dt.datetime.fromtimestamp(100, tz=dt.timezone.utc)
+    assert row == {"experiment": "exp", "trial_id": "t1", "step": 30, "reported_at": reported, "fid": 12.5,
                    "nested/is": 2.0, "result/experiment": "other", "result/wall_time_s": 1.0,
+                   "result/reported_at": 2.0,
                    "backfilled": True, "config/lr": 0.1}
     assert type(row["fid"]) is float
 
@@ -35,8 +39,8 @@ def test_a_tune_result_and_the_same_report_saved_with_a_checkpoint_make_the_same
     report = {"step": 20, "fid": 3.0, "loop_time_s": 1.5}
     result = {**report, "training_iteration": 2, "timestamp": 50, "done": False, "trial_id": "t",
               "config": {"lr": 1}, "artifact/sample_grid": "g.png"}
-    from_tune = metrics_row("e", "t", result_step(result), result_metrics(result), wall_time_s=50)
-    from_checkpoint = metrics_row("e", "t", report["step"], report, wall_time_s=50)
+    from_tune = metrics_row("e", "t", result_step(result), result_metrics(result), reported_at=50)
+    from_checkpoint = metrics_row("e", "t", report["step"], report, reported_at=50)
     assert {k: v for k, v in from_tune.items() if k != "training_iteration"} == from_checkpoint
     assert result_step({"training_iteration": 4}) == 4 and result_step({"step": True, "training_iteration": 4}) == 4
 

@@ -110,7 +110,7 @@ def test_backend_suite_passes_a_good_backend_and_fails_broken_ones(pytester, mon
                               "test_hidden_and_foreign_files_are_ignored": 1}), ids
     assert {i.split("::")[1] for i in ids} == {"TestTorn", "TestHidden"}
     assert all(("TestTorn" in i) == ("atomic" in i) for i in ids), ids
-    assert passed == 3 * 21 - 3
+    assert passed == 3 * 22 - 3
 
 
 # ----------------------------------------------------------------------------- diffusion samplers

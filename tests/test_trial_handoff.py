@@ -55,7 +55,7 @@ def test_the_worker_config_and_the_files_it_saves(tmp_path):
     assert (cfg.results.root, cfg.results.trial_id, cfg.results.columns) == (str(tmp_path), "t1", {"config/lr": 0.001})
 
     # resolved_config.yaml: the trial's config, its evaluation protocol and ladder, dataset and resources
-    saved = (tmp_path / "artifacts" / "handoff-run" / "t1" / "resolved_config.yaml").read_text()
+    saved = (tmp_path / "files" / "handoff-run" / "t1" / "resolved_config.yaml").read_text()
     expected = {"experiment": "handoff-run", "trial_id": "t1", "family": "gan", "config": trial_cfg,
                 "eval": {**dataclasses.asdict(eval_protocol(spec)), "ladder": [{"until_step": 10, "num_samples": 40}]},
                 "dataset": plan.dataset_uri,

@@ -1,4 +1,5 @@
-"""``gensweep results ls|show|export``: query the results store (no Ray needed)."""
+"""``gensweep results ls|show|export|compact``: query the results store (no Ray needed) and
+merge the part files of stores written before sweeps compacted as they went."""
 from __future__ import annotations
 
 import argparse
@@ -19,6 +20,9 @@ def register(sub) -> None:
     exp.add_argument("experiment")
     exp.add_argument("--format", default="csv", choices=["csv", "parquet"])
     exp.add_argument("-o", "--output", required=True)
+    compact = rsub.add_parser("compact", help="merge each table's part files into one per experiment")
+    compact.add_argument("experiment", nargs="?", default=None,
+                         help="an experiment id or spec name (default: every experiment)")
     res.set_defaults(func=results_command)
 
 
@@ -36,6 +40,13 @@ def results_command(args: argparse.Namespace) -> int:
         if args.results_command == "ls":
             df = list_experiments(store)
             print(format_table(df) if not df.empty else "no experiments")
+            return 0
+        if args.results_command == "compact":
+            names = [resolve_experiment(store, args.experiment)] if args.experiment else store.experiments()
+            for name in names:
+                removed = store.compact_experiment(name)
+                merged = ", ".join(f"{t} {n} -> 1" for t, n in removed.items() if n) or "already compact"
+                print(f"{name}: {merged}")
             return 0
         experiment = resolve_experiment(store, args.experiment)
         if args.results_command == "show":

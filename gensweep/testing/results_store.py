@@ -186,3 +186,17 @@ class StoreBehaviour:
         assert table.num_rows == 4
         assert {"experiment", "trial_id", "step", "fid", "row_key", "written_at"} <= set(table.column_names)
         assert not math.isnan(table.column("fid").to_pylist()[0])
+
+    def test_compact_merges_only_that_experiments_parts(self, store):
+        # "e1" is a prefix of "e10": compacting e1 must leave e10's parts and rows alone
+        for name in ("e1", "e10", "e1"):
+            store.write("metrics", metric_rows(name, "t", range(3)))
+        store.write("metrics", metric_rows("e10", "t", range(3, 5)))
+        e10_parts = store.part_files("metrics", "e10")
+        assert len(e10_parts) == 2
+        assert store.compact("metrics", "e1") == 2
+        assert store.part_files("metrics", "e10") == e10_parts
+        assert len(store.part_files("metrics", "e1")) == 1
+        assert len(store.read("metrics", "e1")) == 3
+        assert len(store.read("metrics", "e10")) == 5
+        assert sorted(store.experiments()) == ["e1", "e10"]

@@ -15,15 +15,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from gensweep.platform.results import (
-    ResultsStore,
-    backend_for_uri,
-    leaderboard,
-    load_metrics,
-)
+from gensweep.platform.results import ResultsStore, backend_for_uri, leaderboard
+from gensweep.platform.results.query import BOARD_METRICS, BOARD_TRIALS, training_rows
 from gensweep.platform.results.schema import CONFIG_PREFIX
 
 SEED_NAMES = ("seed",)
+# What a report reads of the metrics and trials tables besides what its leaderboard needs
+# (Parquet column projection): ``ReportData.metrics`` holds these, ``BOARD_METRICS`` and the metric.
+REPORT_METRICS = ("sample_grid",)
+REPORT_TRIALS = ("seed", "gpu_hours", "cpu_hours", "last_step", "started_at", "ended_at")
 # Images bigger than this are not embedded (the page would become unwieldy).
 MAX_IMAGE_BYTES = 8 * 1024 * 1024
 
@@ -163,14 +163,18 @@ def load_report_data(
     workers: int | None = None,
     **storage: Any,
 ) -> ReportData:
-    """Read one experiment's tables and derive the per-trial frame."""
+    """Read one experiment's tables (each once, its partition only, only the columns the report
+    uses) and derive the per-trial frame."""
     if mode not in ("min", "max"):
         raise ValueError(f"mode must be 'min' or 'max', not {mode!r}")
     store = store if isinstance(store, ResultsStore) else ResultsStore.open(store, **storage)
-    metrics = load_metrics(store, experiment)
-    trials = store.read("trials", experiment)
-    experiments = store.read("experiments", experiment)
-    board = leaderboard(store, experiment, metric=metric, mode=mode)
+    metrics = store.read("metrics", experiment, columns=[*BOARD_METRICS, metric, *REPORT_METRICS])
+    trials = store.read("trials", experiment, columns=[*BOARD_TRIALS, *REPORT_TRIALS])
+    experiments = store.read("experiments", experiment, columns=["spec"])
+    board = leaderboard(store, experiment, metric=metric, mode=mode, metrics=metrics, trials=trials)
+    metrics = training_rows(metrics)
+    if not metrics.empty:
+        metrics = metrics.sort_values(["trial_id", "step"], kind="stable").reset_index(drop=True)
     spec = _spec_of(experiments)
     factors = searched_factors(board) if not board.empty else []
     best_col = f"best_{metric}"

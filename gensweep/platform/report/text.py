@@ -5,12 +5,8 @@ from typing import Any
 
 import pandas as pd
 
-from gensweep.platform.results import (
-    ResultsStore,
-    format_table,
-    leaderboard,
-    load_metrics,
-)
+from gensweep.platform.results import ResultsStore, format_table, leaderboard
+from gensweep.platform.results.query import BOARD_METRICS, BOARD_TRIALS, training_rows
 
 CONFIG_PREFIX = "config/"
 
@@ -26,11 +22,15 @@ def _config_summary(row: pd.Series) -> str:
 
 
 def board_table(store: ResultsStore | str, experiment: str, metric: str = "fid", mode: str = "min") -> pd.DataFrame:
-    """trial, config, best metric, steps, status, sample grid: what a person reads at the end."""
-    board = leaderboard(store, experiment, metric=metric, mode=mode)
+    """trial, config, best metric, steps, status, sample grid: what a person reads at the end
+    (each table read once, only the columns shown)."""
+    store = store if isinstance(store, ResultsStore) else ResultsStore.open(store)
+    metrics = store.read("metrics", experiment, columns=[*BOARD_METRICS, metric, "sample_grid", "backbone"])
+    trials = store.read("trials", experiment, columns=list(BOARD_TRIALS))
+    board = leaderboard(store, experiment, metric=metric, mode=mode, metrics=metrics, trials=trials)
     if board.empty:
         return board
-    metrics = load_metrics(store, experiment)
+    metrics = training_rows(metrics).sort_values(["trial_id", "step"], kind="stable")
     grids: dict[str, Any] = {}
     if "sample_grid" in metrics.columns:
         last = metrics.dropna(subset=["sample_grid"]).groupby("trial_id")["sample_grid"].last()

@@ -3,9 +3,13 @@
 The callback holds only the store URI and options (no live connection), so it
 pickles with the Tuner; the store is opened lazily in whichever process runs
 the callback.  Rows are buffered and written in batches: every ``flush_every``
-rows, every ``flush_interval_s`` seconds (checked on every result and every
-Tune loop step), when a trial ends, at the end of the experiment and at
-interpreter exit.  With ``journal=<local folder>`` every buffered row is also
+rows, every ``flush_interval_s`` seconds (checked on every result, trial end and
+Tune loop step), at the end of the experiment and at interpreter exit (a trial's
+end forces no write: the journal already makes buffered rows durable).  After a
+flush, a table of the experiment with more than ``compact_over`` part files is
+merged into one, and at the experiment's end every table is, so an experiment
+keeps few part files (:meth:`ResultsStore.compact`).  The experiment's
+``experiments`` row carries a summary kept current at each flush (:mod:`.summary`).  With ``journal=<local folder>`` every buffered row is also
 journaled until written, and a callback for the same experiment (e.g. a resumed
 sweep after the driver was killed) re-sends what the journal still holds
 (:mod:`.journal`).  Row keys are deterministic, so re-sent rows never duplicate.
@@ -17,7 +21,7 @@ import datetime as _dt
 import logging
 import os
 import time
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from ray.tune import Callback
 
@@ -39,7 +43,8 @@ from .rows import (
     trial_row,
 )
 from .status import TrialStatus
-from .store import ResultsStore
+from .store import COMPACT_OVER, ResultsStore
+from .summary import RunningSummary, summarize
 
 if TYPE_CHECKING:  # pragma: no cover
     from ray.tune.experiment import Trial
@@ -90,6 +95,8 @@ class ResultsCallback(Callback):
         trial_resources: Mapping[str, float] | None = None,
         journal: str | os.PathLike | None = None,
         in_loop_deadline_s: float = 10.0,
+        compact_over: int = COMPACT_OVER,
+        summary_metrics: Sequence[str] = ("fid",),
     ):
         if not experiment:
             raise ValueError("ResultsCallback needs an experiment name")
@@ -116,6 +123,8 @@ class ResultsCallback(Callback):
         # next flush re-sends them) so a storage outage does not stall the sweep; the final
         # flush at the end of the experiment retries for the whole ``deadline_s``.
         self.in_loop_deadline_s = float(in_loop_deadline_s)
+        self.compact_over = max(1, int(compact_over))
+        self.summary_metrics = tuple(summary_metrics)
         self._init_runtime()
 
     # -------------------------------------------------------------- plumbing
@@ -126,6 +135,7 @@ class ResultsCallback(Callback):
         self._trial_last: dict[str, dict[str, Any]] = {}
         self._trial_config: dict[str, dict[str, Any]] = {}
         self._started_at: _dt.datetime | None = None
+        self._summary = RunningSummary(self.summary_metrics)
         self._atexit_registered = False
 
     def __getstate__(self) -> dict[str, Any]:
@@ -200,7 +210,20 @@ class ResultsCallback(Callback):
         """
         if self._rows.load_journal():  # rows replayed from the journal go out at exit at the latest
             self._register_atexit()
-        return self._rows.flush(self.store, deadline_s)
+        if self.record_experiment and self._summary.changed and self._started_at is not None:
+            self._buffer("experiments", self._experiment_row("running", **self._summary.fields()))
+        written = self._rows.flush(self.store, deadline_s)
+        if written:
+            self._compact(self.compact_over)
+        return written
+
+    def _compact(self, over: int) -> None:
+        """Merge the experiment's part files of every table that has more than ``over``; a
+        failed compaction loses nothing (see :meth:`ResultsStore.compact`) and is retried later."""
+        try:
+            self.store.compact_experiment(self.experiment, over=over)
+        except Exception:  # noqa: BLE001 - compaction is housekeeping; the rows are written
+            logger.exception("ResultsCallback: compacting %s in %s failed", self.experiment, self.uri)
 
     # ------------------------------------------------------------- row making
     def _trial_columns(self, trial: "Trial") -> dict[str, Any]:
@@ -224,7 +247,7 @@ class ResultsCallback(Callback):
 
     def _metrics_row(self, trial: "Trial", result: Mapping[str, Any]) -> dict[str, Any]:
         return metrics_row(self.experiment, trial.trial_id, result_step(result), result_metrics(result),
-                           wall_time_s=result.get("timestamp") or time.time(),
+                           reported_at=result.get("timestamp") or time.time(),
                            columns=self._trial_columns(trial))
 
     # ------------------------------------------------------------ Tune hooks
@@ -239,6 +262,7 @@ class ResultsCallback(Callback):
     def on_trial_start(self, iteration: int, trials: list, trial: "Trial", **info):
         self._trial_start.setdefault(trial.trial_id, time.time())
         self._buffer("trials", self._trial_row(trial, TrialStatus.RUNNING, None))
+        self._summary.observe_trials(trials)
         self._maybe_flush()
 
     def on_trial_result(self, iteration: int, trials: list, trial: "Trial", result: dict, **info):
@@ -246,6 +270,7 @@ class ResultsCallback(Callback):
         row = self._metrics_row(trial, result)
         self._trial_last[trial.trial_id] = last_result(result, row["step"])
         self._buffer("metrics", row)
+        self._summary.observe_result(row)
         for kind, uri in reported_artifacts(result):
             self._buffer("artifacts", artifact_row(self.experiment, trial.trial_id, kind, uri, row["step"]))
         self._maybe_flush()
@@ -267,7 +292,8 @@ class ResultsCallback(Callback):
     def on_trial_complete(self, iteration: int, trials: list, trial: "Trial", **info):
         status, reason = ended_outcome(self._trial_last.get(trial.trial_id, {}), self.budget_iterations)
         self._buffer("trials", self._trial_row(trial, status, reason))
-        self._safe_flush()
+        self._summary.observe_trials(trials, ended=trial.trial_id)
+        self._maybe_flush()
 
     def on_trial_error(self, iteration: int, trials: list, trial: "Trial", **info):
         status, reason, step = error_outcome(trial)
@@ -275,16 +301,23 @@ class ResultsCallback(Callback):
         if status is TrialStatus.DIVERGED:  # ended on a divergence: its step and reason, not a failure
             row["last_step"] = step
         self._buffer("trials", row)
-        self._safe_flush()
+        self._summary.observe_trials(trials, ended=trial.trial_id)
+        self._maybe_flush()
 
     def on_experiment_end(self, trials: list, **info):
+        self._safe_flush(final=True)
         if self.record_experiment:
             statuses = [getattr(t, "status", None) for t in trials]
-            row = self._experiment_row(
-                "completed",
-                n_trials=len(trials),
-                n_errored=sum(1 for s in statuses if s == "ERROR"),
-            )
+            try:  # the final summary, from every row the store holds (a resumed sweep's too)
+                summary = summarize(self.store, self.experiment, self.summary_metrics)
+            except Exception:  # noqa: BLE001 - the store is unreachable: what this driver saw
+                logger.exception("ResultsCallback: summarizing %s failed", self.experiment)
+                summary = self._summary.fields()
+            summary["n_trials"] = max(summary["n_trials"], len(trials))
+            self._summary.changed = False  # no later "running" summary may follow the final row
+            row = self._experiment_row("completed", **summary,
+                                       n_errored=sum(1 for s in statuses if s == "ERROR"))
             row["ended_at"] = _dt.datetime.now(_dt.timezone.utc)
             self._buffer("experiments", row)
-        self._safe_flush(final=True)
+            self._safe_flush(final=True)
+        self._compact(over=1)  # one deduplicated part per table: what any Parquet reader sees

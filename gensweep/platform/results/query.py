@@ -12,6 +12,7 @@ from .backends import backend_for_uri
 from .schema import CONFIG_PREFIX, REEVAL, TABLES
 from .status import TrialStatus
 from .store import ResultsStore
+from .summary import best_column, summarize
 
 _INTERNAL = ("row_key", "written_at")
 
@@ -54,11 +55,19 @@ def _config_columns(df: pd.DataFrame) -> list[str]:
     return [c for c in df.columns if str(c).startswith(CONFIG_PREFIX)]
 
 
+# What a leaderboard reads of the metrics and trials tables (Parquet column projection).
+BOARD_METRICS = ("trial_id", "step", "time_total_s", REEVAL, CONFIG_PREFIX + "*")
+BOARD_TRIALS = ("trial_id", "status", "reason", "wall_time_s", CONFIG_PREFIX + "*")
+
+
 def leaderboard(
     uri: str | ResultsStore,
     experiment: str,
     metric: str = "fid",
     mode: str = "min",
+    *,
+    metrics: pd.DataFrame | None = None,
+    trials: pd.DataFrame | None = None,
     **storage: Any,
 ) -> pd.DataFrame:
     """One row per trial, best first.
@@ -67,52 +76,37 @@ def leaderboard(
     trial has metrics but no trials row), ``best_<metric>``, ``best_step``,
     ``last_step``, ``n_reports``, ``wall_time_s``, ``reason`` and the trial's
     ``config/...`` columns.  Trials that never reported ``metric`` come last.
+    ``metrics`` / ``trials``: the experiment's rows when the caller has read them already
+    (with at least :data:`BOARD_METRICS` + ``metric`` / :data:`BOARD_TRIALS`).
     """
     if mode not in ("min", "max"):
         raise ValueError(f"mode must be 'min' or 'max', not {mode!r}")
-    store = _store(uri, storage)
-    metrics = training_rows(store.read("metrics", experiment))
-    trials = store.read("trials", experiment)
+    if metrics is None or trials is None:
+        store = _store(uri, storage)
+        if metrics is None:
+            metrics = store.read("metrics", experiment, columns=[*BOARD_METRICS, metric])
+        if trials is None:
+            trials = store.read("trials", experiment, columns=list(BOARD_TRIALS))
+    metrics = training_rows(metrics)
     best_col = f"best_{metric}"
-
     records: dict[str, dict[str, Any]] = {}
     config_cols: list[str] = []
     if not metrics.empty:
         config_cols = _config_columns(metrics)
-        metrics = metrics.sort_values(["trial_id", "step"], kind="stable")
-        for trial_id, group in metrics.groupby("trial_id", sort=False):
-            rec: dict[str, Any] = {
-                "trial_id": trial_id,
-                "last_step": group["step"].max(),
-                "n_reports": len(group),
-                best_col: math.nan,
-                "best_step": None,
-            }
-            if metric in group.columns:
-                values = pd.to_numeric(group[metric], errors="coerce")
-                if values.notna().any():
-                    pos = values.idxmin() if mode == "min" else values.idxmax()
-                    rec[best_col] = float(values[pos])
-                    rec["best_step"] = group.loc[pos, "step"]
-            if "time_total_s" in group.columns:
-                rec["wall_time_s"] = pd.to_numeric(group["time_total_s"], errors="coerce").max()
-            last = group.iloc[-1]
-            for col in config_cols:
-                rec[col] = last[col]
-            records[str(trial_id)] = rec
-
+        records = _metric_records(metrics, metric, mode, best_col, config_cols)
     if not trials.empty:
         trial_cfg = _config_columns(trials)
         config_cols += [c for c in trial_cfg if c not in config_cols]
-        for _, row in trials.iterrows():
+        has_reason, has_wall = "reason" in trials.columns, "wall_time_s" in trials.columns
+        for row in trials.to_dict("records"):
             rec = records.setdefault(
                 str(row["trial_id"]),
                 {"trial_id": row["trial_id"], best_col: math.nan, "best_step": None,
                  "last_step": None, "n_reports": 0},
             )
             rec["status"] = row.get("status")
-            rec["reason"] = row.get("reason") if "reason" in trials.columns else None
-            wall = row.get("wall_time_s") if "wall_time_s" in trials.columns else None
+            rec["reason"] = row.get("reason") if has_reason else None
+            wall = row.get("wall_time_s") if has_wall else None
             if wall is not None and not pd.isna(wall):
                 rec["wall_time_s"] = wall
             for col in trial_cfg:
@@ -121,7 +115,7 @@ def leaderboard(
 
     columns = ["trial_id", "status", best_col, "best_step", "last_step", "n_reports",
                "wall_time_s", "reason", *config_cols]
-    board = pd.DataFrame([records[k] for k in records], columns=columns)
+    board = pd.DataFrame(list(records.values()), columns=columns)
     if board.empty:
         return board
     board["status"] = board["status"].where(board["status"].notna(), TrialStatus.RUNNING.value)
@@ -131,43 +125,79 @@ def leaderboard(
     return board
 
 
+def _metric_records(
+    metrics: pd.DataFrame, metric: str, mode: str, best_col: str, config_cols: list[str]
+) -> dict[str, dict[str, Any]]:
+    """Per trial of ``metrics``: last step, report count, best value and its step, the longest
+    ``time_total_s`` and the config of its last report (whole-frame operations, no loop per trial)."""
+    metrics = metrics.sort_values(["trial_id", "step"], kind="stable").reset_index(drop=True)
+    by_trial = metrics.groupby("trial_id", sort=False)
+    out = pd.DataFrame({"last_step": by_trial["step"].max(), "n_reports": by_trial.size()})
+    out[best_col] = math.nan
+    out["best_step"] = None
+    if metric in metrics.columns:
+        values = pd.to_numeric(metrics[metric], errors="coerce")
+        scored = values.dropna()
+        if not scored.empty:
+            pick = scored.groupby(metrics.loc[scored.index, "trial_id"], sort=False)
+            pos = pick.idxmin() if mode == "min" else pick.idxmax()
+            out.loc[pos.index, best_col] = values[pos.to_numpy()].to_numpy(dtype=float)
+            out.loc[pos.index, "best_step"] = pd.Series(metrics.loc[pos.to_numpy(), "step"].to_numpy(),
+                                                        index=pos.index, dtype=object)
+    if "time_total_s" in metrics.columns:
+        out["wall_time_s"] = pd.to_numeric(metrics["time_total_s"], errors="coerce").groupby(
+            metrics["trial_id"], sort=False).max()
+    last = metrics.drop_duplicates("trial_id", keep="last").set_index("trial_id")
+    for col in config_cols:
+        out[col] = last[col]
+    records = {}
+    for trial_id, rec in zip(out.index, out.to_dict("records")):
+        rec["trial_id"] = trial_id
+        if "wall_time_s" in rec and pd.isna(rec["wall_time_s"]):
+            del rec["wall_time_s"]
+        records[str(trial_id)] = rec
+    return records
+
+
+# What listing experiments reads of the experiments table.
+SUMMARY_COLUMNS = ("experiment", "started_at", "status", "n_trials")
+
+
 def list_experiments(uri: str | ResultsStore, metric: str = "fid", **storage: Any) -> pd.DataFrame:
     """One row per experiment: ``experiment``, ``n_trials``, ``best_<metric>`` (min),
-    ``started_at``, ``status``."""
+    ``started_at``, ``status``.
+
+    Reads the experiments table alone (the summary row a sweep keeps current); only an
+    experiment without a summary (a store written before summaries, or by hand) has its
+    trials and metrics read, for their ids and ``metric`` column alone.
+    """
     store = _store(uri, storage)
+    best = best_column(metric)
+    summaries = store.read("experiments", columns=[*SUMMARY_COLUMNS, best])
+    by_name = {str(r["experiment"]): r for r in summaries.to_dict("records")} if not summaries.empty else {}
     rows = []
-    experiments = store.read("experiments")
     for name in store.experiments():
-        trials = store.read("trials", name)
-        metrics = training_rows(store.read("metrics", name))
-        ids = set(trials["trial_id"]) if not trials.empty else set()
-        if not metrics.empty:
-            ids |= set(metrics["trial_id"])
-        best = math.nan
-        if not metrics.empty and metric in metrics.columns:
-            values = pd.to_numeric(metrics[metric], errors="coerce")
-            if values.notna().any():
-                best = float(values.min())
-        started = status = None
-        if not experiments.empty:
-            match = experiments[experiments["experiment"] == name]
-            if not match.empty:
-                row = match.iloc[-1]
-                started = row.get("started_at") if "started_at" in match.columns else None
-                status = row.get("status") if "status" in match.columns else None
+        row = by_name.get(name, {})
+        started, status = row.get("started_at"), row.get("status")
+        if is_missing(row.get("n_trials")) or best not in row:
+            summary = summarize(store, name, [metric])
+        else:
+            summary = {"n_trials": int(row["n_trials"]), best: row[best]}
         if is_missing(started):
-            started = _first_seen(metrics, trials)
-        rows.append({"experiment": name, "n_trials": len(ids), f"best_{metric}": best,
+            started = _first_seen(store, name)
+        best_value = summary[best]
+        rows.append({"experiment": name, "n_trials": summary["n_trials"],
+                     best: math.nan if is_missing(best_value) else float(best_value),
                      "started_at": started, "status": status})
-    return pd.DataFrame(rows, columns=["experiment", "n_trials", f"best_{metric}", "started_at", "status"])
+    return pd.DataFrame(rows, columns=["experiment", "n_trials", best, "started_at", "status"])
 
 
-def _first_seen(metrics: pd.DataFrame, trials: pd.DataFrame) -> pd.Timestamp | None:
-    """Earliest report wall time, else earliest write time, of an experiment."""
-    if not metrics.empty and "wall_time_s" in metrics.columns:
-        first = pd.to_numeric(metrics["wall_time_s"], errors="coerce").min()
-        if not pd.isna(first):
-            return pd.Timestamp(first, unit="s", tz="UTC")
+def _first_seen(store: ResultsStore, experiment: str) -> pd.Timestamp | None:
+    """Earliest report time, else earliest write time, of an experiment."""
+    metrics = store.read("metrics", experiment, columns=["reported_at", "written_at"])
+    if "reported_at" in metrics.columns and metrics["reported_at"].notna().any():
+        return metrics["reported_at"].min()
+    trials = store.read("trials", experiment, columns=["written_at"])
     stamps = [df["written_at"].min() for df in (metrics, trials)
               if not df.empty and "written_at" in df.columns]
     stamps = [s for s in stamps if not is_missing(s)]

@@ -25,7 +25,8 @@ ConfigFlattener = Callable[[Mapping[str, Any]], Mapping[str, Any]]
 CONFIG_ID = "config_id"
 
 # Columns every metrics row has; a reported value of the same name is kept as ``result/<name>``.
-RESERVED = frozenset({"experiment", "trial_id", "step", "row_key", "written_at", "wall_time_s"})
+# (``wall_time_s`` was the report's timestamp in stores written before ``reported_at``.)
+RESERVED = frozenset({"experiment", "trial_id", "step", "row_key", "written_at", "reported_at", "wall_time_s"})
 
 # A reported ``artifact/<kind>: <uri>`` (e.g. ``artifact/sample_grid``) becomes an artifacts row.
 ARTIFACT_PREFIX = "artifact/"
@@ -58,11 +59,11 @@ def metrics_row(
     step: Any,
     metrics: Mapping[str, Any],
     *,
-    wall_time_s: float,
+    reported_at: float,
     columns: Mapping[str, Any] | None = None,
     **flags: Any,
 ) -> dict[str, Any]:
-    """One ``metrics`` row: the key columns and ``wall_time_s`` (epoch seconds of the report),
+    """One ``metrics`` row: the key columns and ``reported_at`` (when reported; given in epoch seconds),
     the scalar ``metrics`` (nested mappings flattened with ``/``), then ``flags`` (e.g.
     ``backfilled=True``) and the trial's ``columns`` (its ``config/...`` values).
 
@@ -73,7 +74,7 @@ def metrics_row(
         "experiment": experiment,
         "trial_id": trial_id,
         "step": step,
-        "wall_time_s": float(wall_time_s),
+        "reported_at": utc(float(reported_at)),
     }
     for key, value in flatten(metrics).items():
         if key == "step" or key.startswith(ARTIFACT_PREFIX) or not is_scalar(value):
@@ -108,7 +109,7 @@ def reported_artifacts(result: Mapping[str, Any]) -> list[tuple[str, str]]:
 
 def artifact_row(experiment: str, trial_id: str, kind: str, uri: str, step: Any) -> dict[str, Any]:
     return {"experiment": experiment, "trial_id": trial_id, "kind": kind, "uri": uri,
-            "step": step, "wall_time_s": time.time()}
+            "step": step, "created_at": utc(time.time())}
 
 
 def config_columns(

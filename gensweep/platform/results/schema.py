@@ -12,7 +12,8 @@ import json
 import math
 import numbers
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Mapping
+from collections.abc import Mapping
+from typing import Any, Callable, Iterable
 from urllib.parse import quote
 
 from .status import TrialStatus
@@ -105,8 +106,13 @@ def _json_default(value: Any) -> Any:
     return repr(value)
 
 
+_PLAIN = frozenset({bool, str, int, float})
+
+
 def is_scalar(value: Any) -> bool:
     """A value a metrics column holds as it is: a string, bool or real number (numpy's included)."""
+    if type(value) in _PLAIN:
+        return True
     return isinstance(value, (str, bool, numbers.Number)) and not isinstance(value, complex)
 
 
@@ -116,7 +122,9 @@ def normalize_value(value: Any) -> Any:
     Scalars stay, numpy scalars become Python scalars, datetimes become UTC-aware,
     containers become JSON strings, anything else its ``str``.
     """
-    if value is None or isinstance(value, (bool, str)):
+    if value is None or type(value) in _PLAIN:  # the common case, without the ABC checks below
+        return value
+    if isinstance(value, (bool, str)):
         return value
     if isinstance(value, numbers.Integral):
         return int(value)

@@ -11,6 +11,13 @@ and the ``written_at`` time of its write; readers union all part files and keep,
 per ``row_key``, the row written last (for ``trials``, a terminal status always
 beats ``running``), so re-sending a batch after a failure or a crash never
 duplicates rows.
+
+Part files stay few: :meth:`ResultsStore.compact` merges an experiment's parts of a table
+into one deduplicated part (the results callback does so whenever a table passes
+:data:`COMPACT_OVER` parts and at the experiment's end; ``gensweep results compact`` for
+stores written before), so once an experiment has ended a plain Parquet reader sees exactly
+the rows :meth:`ResultsStore.read` returns.  Known columns have declared types
+(:mod:`.columns`); blob files live outside the tables' folders (``<root>/files/``).
 """
 from __future__ import annotations
 
@@ -20,7 +27,7 @@ import logging
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Mapping, Sequence
 from urllib.parse import quote, unquote
 
 import pandas as pd
@@ -30,6 +37,8 @@ import pyarrow.parquet as pq
 from gensweep.platform.storage.retry import RetryPolicy
 
 from .backends import Backend, backend_for_uri, is_hidden
+from .columns import conform, source_columns
+from .parts import concat_tables, decode, dedupe, dedupe_columns, encode, rows_to_table
 from .schema import (
     EXPERIMENT,
     ROW_KEY,
@@ -38,13 +47,13 @@ from .schema import (
     normalize_rows,
     table_spec,
 )
-from .status import TrialStatus
 
 logger = logging.getLogger(__name__)
 
 PARTITION_KEY = "experiment="
 PART_SUFFIX = ".parquet"
-_ORDER = "__gensweep_order"
+# An experiment's table is merged into one part once it has more parts than this.
+COMPACT_OVER = 20
 
 
 def quote_experiment(name: str) -> str:
@@ -55,91 +64,6 @@ def part_name(now: _dt.datetime | None = None) -> str:
     """``part-20250101T120000.123456Z-<uuid4hex>.parquet``; sorts by write time."""
     now = now or _dt.datetime.now(_dt.timezone.utc)
     return f"part-{now.strftime('%Y%m%dT%H%M%S.%fZ')}-{uuid.uuid4().hex}{PART_SUFFIX}"
-
-
-def _column_array(values: list[Any]) -> pa.Array:
-    try:
-        return pa.array(values)
-    except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
-        # Mixed types in one column (e.g. int and str): keep the data, as text.
-        return pa.array([None if v is None else str(v) for v in values], type=pa.string())
-
-
-def rows_to_table(rows: list[dict[str, Any]]) -> pa.Table:
-    columns: dict[str, None] = {}
-    for row in rows:
-        for key in row:
-            columns.setdefault(key, None)
-    arrays = [_column_array([row.get(c) for row in rows]) for c in columns]
-    return pa.Table.from_arrays(arrays, names=list(columns))
-
-
-def concat_tables(tables: list[pa.Table]) -> pa.Table:
-    """Union part files with schema evolution.
-
-    Missing columns become null and numeric types are promoted (int -> float);
-    columns whose types cannot be unified (e.g. int in one file, string in
-    another) are kept as strings.
-    """
-    if len(tables) == 1:
-        return tables[0]
-    try:
-        return pa.concat_tables(tables, promote_options="permissive")
-    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
-        pass
-    types: dict[str, set[pa.DataType]] = {}
-    for t in tables:
-        for f in t.schema:
-            if not pa.types.is_null(f.type):
-                types.setdefault(f.name, set()).add(f.type)
-    conflicting = set()
-    for name, found in types.items():
-        if len(found) > 1:
-            try:
-                pa.unify_schemas([pa.schema([(name, ty)]) for ty in found], promote_options="permissive")
-            except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
-                conflicting.add(name)
-    fixed = []
-    for t in tables:
-        for name in conflicting & set(t.column_names):
-            i = t.column_names.index(name)
-            t = t.set_column(i, name, _to_string(t.column(i)))
-        fixed.append(t)
-    return pa.concat_tables(fixed, promote_options="permissive")
-
-
-def _to_string(column: pa.ChunkedArray) -> pa.ChunkedArray:
-    try:
-        return column.cast(pa.string())
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        return pa.chunked_array(
-            [pa.array([None if v is None else str(v) for v in column.to_pylist()], type=pa.string())]
-        )
-
-
-def dedupe_indices(table: pa.Table, name: str) -> list[int]:
-    """Positions of the rows to keep, in original order: per ``row_key`` the last
-    written (ordered by ``written_at``, then file order); for ``trials`` a terminal
-    status beats ``running`` whatever the clocks said."""
-    if ROW_KEY not in table.column_names or table.num_rows == 0:
-        return list(range(table.num_rows))
-    cols = [c for c in (ROW_KEY, WRITTEN_AT, "status") if c in table.column_names]
-    df = table.select(cols).to_pandas()
-    df[_ORDER] = range(len(df))
-    keys = [WRITTEN_AT, _ORDER] if WRITTEN_AT in df.columns else [_ORDER]
-    if name == "trials" and "status" in df.columns:
-        df["__terminal"] = df["status"].isin(TrialStatus.terminals())
-        keys = ["__terminal", *keys]
-    df = df.sort_values(keys, kind="stable", na_position="first")
-    kept = df.drop_duplicates(ROW_KEY, keep="last")[_ORDER]
-    return sorted(int(i) for i in kept)
-
-
-def dedupe(table: pa.Table, name: str) -> pa.Table:
-    indices = dedupe_indices(table, name)
-    if len(indices) == table.num_rows:
-        return table
-    return table.take(pa.array(indices, type=pa.int64()))
 
 
 class ResultsStore:
@@ -217,19 +141,13 @@ class ResultsStore:
             groups.setdefault(str(row[EXPERIMENT]), []).append(row)
         written = []
         for experiment, group in groups.items():
-            data = self._encode(group)
+            data = encode(rows_to_table(group, table))
             path = self.backend.join(self.partition_path(table, experiment), part_name())
             self.retry.call(lambda: self.backend.write_bytes(path, data), what=f"write {path}")
             written.append(path)
         return written
 
     append = write
-
-    @staticmethod
-    def _encode(rows: list[dict[str, Any]]) -> bytes:
-        sink = io.BytesIO()
-        pq.write_table(rows_to_table(rows), sink, compression="zstd")
-        return sink.getvalue()
 
     # ------------------------------------------------------------------ reads
     def part_files(self, table: str, experiment: str | None = None) -> list[str]:
@@ -243,27 +161,31 @@ class ResultsStore:
                 parts.append(path)
         return sorted(parts, key=lambda p: (p.rsplit("/", 1)[-1], p))
 
-    def _read_part(self, path: str) -> pa.Table:
-        data = self.retry.call(lambda: self.backend.read_bytes(path), what=f"read {path}")
+    def _fetch(self, path: str) -> bytes:
+        return self.retry.call(lambda: self.backend.read_bytes(path), what=f"read {path}")
+
+    @staticmethod
+    def _decode(path: str, data: bytes, table: str, columns: Sequence[str] | None = None) -> pa.Table:
         try:
-            return pq.read_table(io.BytesIO(data))
+            return decode(data, table, columns)
         except Exception as exc:  # noqa: BLE001
             raise OSError(f"results store: cannot read part file {path}: {exc}") from exc
 
-    def read(
-        self, table: str, experiment: str | None = None, *, dedupe_rows: bool = True
-    ) -> pd.DataFrame:
-        """All rows of ``table`` (optionally one experiment) as a DataFrame.
-
-        Unions the part files, tolerating schema evolution (new columns appear,
-        missing ones are null, int columns that became float are promoted), and
-        keeps one row per ``row_key`` unless ``dedupe_rows=False``.
-        """
-        spec = table_spec(table)
+    def read_arrow(
+        self,
+        table: str,
+        experiment: str | None = None,
+        *,
+        columns: Sequence[str] | None = None,
+        dedupe_rows: bool = True,
+    ) -> pa.Table | None:
+        """Like :meth:`read`, as an Arrow table (None when the table has no part)."""
+        table_spec(table)
+        wanted = None if columns is None else list(dict.fromkeys([*columns, *dedupe_columns(table)]))
         for attempt in range(5):
             paths = self.part_files(table, experiment)
             try:
-                tables = self._read_parts(paths)
+                tables = self._read_parts(paths, table, wanted)
                 break
             except FileNotFoundError:
                 # A part vanished between list and read (a concurrent compact()); re-list.
@@ -271,17 +193,45 @@ class ResultsStore:
                     raise
                 time.sleep(0.05 * (attempt + 1))
         if not tables:
-            return pd.DataFrame({c: pd.Series(dtype="object") for c in (*spec.required, ROW_KEY)})
+            return None
         merged = concat_tables(tables)
         if dedupe_rows:
             merged = dedupe(merged, table)
+        if columns is not None:
+            merged = merged.select(source_columns(table, list(columns), merged.column_names))
+        return merged
+
+    def read(
+        self,
+        table: str,
+        experiment: str | None = None,
+        *,
+        columns: Sequence[str] | None = None,
+        dedupe_rows: bool = True,
+    ) -> pd.DataFrame:
+        """All rows of ``table`` (optionally one experiment) as a DataFrame.
+
+        Unions the part files, tolerating schema evolution (new columns appear,
+        missing ones are null, int columns that became float are promoted), and
+        keeps one row per ``row_key`` unless ``dedupe_rows=False``. ``columns`` reads
+        only those columns of each part (Parquet column projection; ``"config/*"`` names
+        every column with that prefix; columns no part has are left out).
+        """
+        merged = self.read_arrow(table, experiment, columns=columns, dedupe_rows=dedupe_rows)
+        if merged is None:
+            names = (*table_spec(table).required, ROW_KEY) if columns is None else \
+                [c for c in columns if not c.endswith("*")]
+            return pd.DataFrame({c: pd.Series(dtype="object") for c in names})
         return merged.to_pandas()
 
-    def _read_parts(self, paths: list[str]) -> list[pa.Table]:
+    def _fetch_parts(self, paths: list[str]) -> list[bytes]:
         if len(paths) <= 1 or self.read_threads <= 1:
-            return [self._read_part(p) for p in paths]
+            return [self._fetch(p) for p in paths]
         with ThreadPoolExecutor(max_workers=min(self.read_threads, len(paths))) as pool:
-            return list(pool.map(self._read_part, paths))
+            return list(pool.map(self._fetch, paths))
+
+    def _read_parts(self, paths: list[str], table: str, columns: Sequence[str] | None = None) -> list[pa.Table]:
+        return [self._decode(p, d, table, columns) for p, d in zip(paths, self._fetch_parts(paths))]
 
     def experiments(self) -> list[str]:
         """Names of all experiments with rows in any table."""
@@ -293,25 +243,41 @@ class ResultsStore:
         return sorted(names)
 
     # ------------------------------------------------------------ maintenance
-    def compact(self, table: str, experiment: str) -> int:
-        """Merge one experiment's part files of ``table`` into one; returns files removed.
+    def compact(self, table: str, experiment: str, *, over: int = 1) -> int:
+        """Merge one experiment's part files of ``table`` into one deduplicated part when it
+        has more than ``over`` parts; returns the files removed.
 
-        Safe with concurrent writers and readers: the merged file is written
-        before the old parts are deleted (readers dedupe the overlap), and only
-        parts that were merged are deleted.
+        Safe beside concurrent writers, readers and other compactions: the merged part is
+        written (atomically) before any merged part is deleted, so a reader or a killed
+        compaction meets at worst the same rows twice, which reads dedupe and the next
+        compaction removes; parts written meanwhile are neither read nor deleted. When a
+        part vanishes under it (another compaction), it gives up and returns 0.
+
+        With ``over`` > 1 (compaction during a sweep) a part holding more rows than all the
+        others together is left as it is, so each row is rewritten O(log rows) times over a
+        sweep, not once per compaction; ``over=1`` merges every part.
         """
         paths = self.part_files(table, experiment)
-        if len(paths) < 2:
+        if len(paths) < 2 or len(paths) <= over:
             return 0
-        merged = dedupe(concat_tables(self._read_parts(paths)), table)
-        sink = io.BytesIO()
-        pq.write_table(merged, sink, compression="zstd")
-        data = sink.getvalue()
+        try:
+            blobs = self._fetch_parts(paths)
+        except FileNotFoundError:
+            return 0
+        if over > 1:  # while a sweep runs: a part bigger than all the others together stays
+            paths, blobs = _without_dominant(paths, blobs)
+        merged = conform(table, dedupe(concat_tables(
+            [self._decode(p, d, table) for p, d in zip(paths, blobs)]), table))
+        data = encode(merged)
         target = self.backend.join(self.partition_path(table, experiment), part_name())
         self.retry.call(lambda: self.backend.write_bytes(target, data), what=f"write {target}")
         for path in paths:
             self.retry.call(lambda p=path: self.backend.delete(p), what=f"delete {path}")
         return len(paths)
+
+    def compact_experiment(self, experiment: str, *, over: int = 1) -> dict[str, int]:
+        """:meth:`compact` every table of ``experiment``; returns the files removed per table."""
+        return {table: self.compact(table, experiment, over=over) for table in TABLES}
 
     def clean_temp(self, older_than_s: float = 3600.0) -> int:
         """Remove stale temp files left by killed writers (local disk); returns how many."""
@@ -339,3 +305,13 @@ class ResultsStore:
             [{"experiment": experiment, "trial_id": trial_id, "kind": kind, "uri": uri, "step": step, **fields}],
         )
 
+
+
+
+def _without_dominant(paths: list[str], blobs: list[bytes]) -> tuple[list[str], list[bytes]]:
+    """The parts less the one with more rows than all the others together, if there is one."""
+    rows = [pq.ParquetFile(io.BytesIO(b)).metadata.num_rows for b in blobs]
+    big = max(range(len(rows)), key=rows.__getitem__)
+    if rows[big] <= sum(rows) - rows[big] or len(paths) < 3:
+        return paths, blobs
+    return paths[:big] + paths[big + 1:], blobs[:big] + blobs[big + 1:]

@@ -4,8 +4,8 @@ A results root is a local folder or an ``s3://bucket/prefix`` URI; every sweep, 
 resume``, the dashboards and the CLI find what a sweep wrote through :class:`RootLayout`::
 
     <root>/
-      experiments/ trials/ metrics/ artifacts/   the results store's tables (Parquet parts)
-      artifacts/<experiment>/<trial>/            a trial's resolved config, sample grids, divergence record
+      experiments/ trials/ metrics/ artifacts/   the results store's tables (Parquet parts only)
+      files/<experiment>/<trial>/                a trial's resolved config, sample grids, divergence record
       ray/<experiment>/                          Tune's experiment state and Train checkpoints
       ray/<experiment>/gensweep_spec.yaml        the spec saved at sweep start (for ``gensweep resume``)
       datasets/<name>-<res>px-<hash>/            prepared datasets (Parquet shards + manifest)
@@ -71,11 +71,17 @@ class RootLayout:
 
     # ---------------------------------------------------------------- trial files
     @property
-    def artifacts(self) -> str:
-        return f"{self.root}/artifacts"
+    def files(self) -> str:
+        """Blob files of trials, outside the results store's table folders (which hold only
+        Parquet parts, so that any Parquet reader can read a table's folder)."""
+        return f"{self.root}/files"
 
     def trial_artifacts(self, experiment: str, trial_id: str) -> str:
-        return join_uri(self.artifacts, experiment, trial_id)
+        return join_uri(self.files, experiment, trial_id)
+
+    def legacy_trial_artifacts(self, experiment: str, trial_id: str) -> str:
+        """Where sweeps before ``files/`` kept a trial's files: inside the artifacts table's folder."""
+        return join_uri(self.root, "artifacts", experiment, trial_id)
 
     # ---------------------------------------------------------------- data and statistics
     @property

@@ -165,7 +165,7 @@ class PlatformContext:
             r = self._results
             metrics = report["metrics"]
             row = metrics_row(r.experiment, r.trial_id, metrics["step"], metrics,
-                              wall_time_s=report["reported_at"], columns=r.columns, backfilled=True)
+                              reported_at=report["reported_at"], columns=r.columns, backfilled=True)
             stamp = datetime.datetime.fromtimestamp(float(report["reported_at"]), tz=datetime.timezone.utc)
             ResultsStore.open(r.root).write("metrics", [row], written_at=stamp)
         except Exception:  # noqa: BLE001 - a backfill must never stop the trial

@@ -92,7 +92,8 @@ def run_trial(config: dict[str, Any], plan: TrialPlan, dataset: Any = None) -> N
     spec = plan.spec
     trial_id = tune.get_context().get_trial_id()
     record = join_uri(plan.trial_artifacts(trial_id), DIVERGED_FILE)
-    diverged = _read_diverged(record, _storage(spec))
+    legacy = join_uri(plan.layout.legacy_trial_artifacts(plan.experiment, trial_id), DIVERGED_FILE)
+    diverged = _read_diverged(record, _storage(spec)) or _read_diverged(legacy, _storage(spec))
     if diverged is None:
         trial_cfg = spec.resolve_trial(sampled_params(config))
         columns = config_columns(config)

@@ -79,7 +79,7 @@ def reevaluate(
         if j == 0:
             scores.update(result)
     experiment, trial_id, step = info["experiment"], info["trial_id"], int(state["step"])
-    row = metrics_row(experiment, trial_id, step, scores, wall_time_s=time.time(), **{REEVAL: True},
+    row = metrics_row(experiment, trial_id, step, scores, reported_at=time.time(), **{REEVAL: True},
                       checkpoint=checkpoint, eval_time_s=time.perf_counter() - t0,
                       row_key=make_row_key(experiment, trial_id, step, REEVAL, name, n))
     ResultsStore.open(root).write("metrics", [row])
