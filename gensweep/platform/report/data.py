@@ -22,7 +22,10 @@ from gensweep.platform.results.schema import CONFIG_PREFIX
 SEED_NAMES = ("seed",)
 # What a report reads of the metrics and trials tables besides what its leaderboard needs
 # (Parquet column projection): ``ReportData.metrics`` holds these, ``BOARD_METRICS`` and the metric.
-REPORT_METRICS = ("sample_grid",)
+# what the report reads beside the leaderboard's columns: the sample grids, the evaluation protocol
+# named on the metric axis (backbone, N), the replicate group (config_id) and, per metric, its
+# real-vs-real floor (``<metric>_floor``, see report/labels.py)
+REPORT_METRICS = ("sample_grid", "backbone", "eval_n", "config_id")
 REPORT_TRIALS = ("seed", "gpu_hours", "cpu_hours", "last_step", "started_at", "ended_at")
 # Images bigger than this are not embedded (the page would become unwieldy).
 MAX_IMAGE_BYTES = 8 * 1024 * 1024
@@ -168,7 +171,7 @@ def load_report_data(
     if mode not in ("min", "max"):
         raise ValueError(f"mode must be 'min' or 'max', not {mode!r}")
     store = store if isinstance(store, ResultsStore) else ResultsStore.open(store, **storage)
-    metrics = store.read("metrics", experiment, columns=[*BOARD_METRICS, metric, *REPORT_METRICS])
+    metrics = store.read("metrics", experiment, columns=[*BOARD_METRICS, metric, f"{metric}_floor", *REPORT_METRICS])
     trials = store.read("trials", experiment, columns=[*BOARD_TRIALS, *REPORT_TRIALS])
     experiments = store.read("experiments", experiment, columns=["spec"])
     board = leaderboard(store, experiment, metric=metric, mode=mode, metrics=metrics, trials=trials)
