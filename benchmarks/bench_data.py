@@ -170,6 +170,15 @@ def training(open_dataset, ShardLoader, uri: str, mode: str, epochs: int, steps:
     return {"epochs": rows}
 
 
+def write_results(results: dict, path: str | None) -> None:
+    """Print the results (with the load average at the end) and write them to ``path`` if given."""
+    results["load_avg_end"] = os.getloadavg()
+    print(json.dumps(results, indent=2))
+    if path:
+        with open(path, "w") as f:
+            json.dump(results, f, indent=2)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--epochs", type=int, default=3)
@@ -220,11 +229,7 @@ def main() -> None:
                 ray.shutdown()
     finally:
         stop_moto(proc)
-    results["load_avg_end"] = os.getloadavg()
-    print(json.dumps(results, indent=2))
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(results, f, indent=2)
+    write_results(results, args.json)
 
 
 if __name__ == "__main__":

@@ -26,6 +26,7 @@ from gensweep.platform.data import (
     resolve,
     short_fingerprint,
 )
+from gensweep.platform.data.prepare import record_permutation
 from gensweep.platform.data.sources import SOURCE_KINDS, ArraySource
 from gensweep.platform.data.sources.mnist import mnist_arrays
 from gensweep.platform.data.subset import class_quotas, stratified_indices
@@ -63,7 +64,9 @@ def test_mnist_pad_to_32(tmp_path, mnist_raw):
     table = pq.read_table(tmp_path / "m" / "part-00001.parquet")
     assert table.column_names == ["image", "label", "index"]
     assert str(table.schema.field("image").type) == "binary"
-    assert table.column("index").to_pylist()[:3] == [2048, 2049, 2050]
+    # the records lie in the seeded permutation across shards, not in (class-sorted) source order
+    assert (on_disk["record_order"], on_disk["permutation_seed"]) == ("permuted", 0)
+    assert table.column("index").to_pylist() == record_permutation(5000, 0)[2048:4096].tolist()
 
 
 def test_fingerprint_independent_of_shards_and_destination(tmp_path):
@@ -249,28 +252,59 @@ def test_idempotent_conflict_and_overwrite(tmp_path):
     assert parts == m3.shards == ["part-00000.parquet", "part-00001.parquet"]  # old extra shards gone
 
 
-def test_manifest_written_last_and_stale_parts_replaced(tmp_path):
-    class Exploding(ArraySource):
-        def load(self, indices):
-            if indices[0] >= 10:
-                raise RuntimeError("disk on fire")
-            return super().load(indices)
+def test_manifest_written_last_and_stale_parts_replaced(tmp_path, monkeypatch):
+    import importlib
+
+    prepare_module = importlib.import_module("gensweep.platform.data.prepare")  # the package exports the function
+    written = []
+    real_write = prepare_module.pq.write_table
+
+    def write_then_fail(table, where, **kwargs):
+        if written:
+            raise RuntimeError("disk on fire")
+        written.append(where)
+        real_write(table, where, **kwargs)
 
     x = np.zeros((30, 4, 4, 1), dtype=np.uint8)
-    register_source("exploding", lambda arg: Exploding(x, np.zeros(30, dtype=np.int64), "exploding"))
-    try:
-        dest = tmp_path / "d"
-        with pytest.raises(RuntimeError, match="disk on fire"):
-            prepare("exploding:", str(dest), shard_rows=10)
-        assert (dest / "part-00000.parquet").exists() and not (dest / "manifest.json").exists()
-        with pytest.raises(DatasetNotFoundError, match="manifest.json is missing"):
-            load_manifest(str(dest))
-        (dest / "part-00009.parquet").write_bytes(b"junk from an older run")
-        np.savez(tmp_path / "ok.npz", x=x[:5])
-        m = prepare(str(tmp_path / "ok.npz"), str(dest))
-        assert sorted(p.name for p in dest.glob("part-*")) == m.shards == ["part-00000.parquet"]
-    finally:
-        SOURCE_KINDS.pop("exploding")
+    np.savez(tmp_path / "src.npz", x=x)
+    dest = tmp_path / "d"
+    monkeypatch.setattr(prepare_module.pq, "write_table", write_then_fail)
+    with pytest.raises(RuntimeError, match="disk on fire"):
+        prepare(str(tmp_path / "src.npz"), str(dest), shard_rows=10)
+    monkeypatch.undo()
+    assert (dest / "part-00000.parquet").exists() and not (dest / "manifest.json").exists()
+    with pytest.raises(DatasetNotFoundError, match="manifest.json is missing"):
+        load_manifest(str(dest))
+    (dest / "part-00009.parquet").write_bytes(b"junk from an older run")
+    np.savez(tmp_path / "ok.npz", x=x[:5])
+    m = prepare(str(tmp_path / "ok.npz"), str(dest))
+    assert sorted(p.name for p in dest.glob("part-*")) == m.shards == ["part-00000.parquet"]
+
+
+def test_permutation_is_layout_not_content(tmp_path):
+    """Another permutation seed lays the same records out again (no overwrite needed) under the same
+    fingerprint; a manifest from before the permutation reads as source order and is laid out again."""
+    x = np.arange(40, dtype=np.uint8).reshape(40, 1, 1, 1).repeat(4, 1).repeat(4, 2)
+    np.savez(tmp_path / "src.npz", x=x, y=np.repeat(np.arange(4), 10))  # class-sorted, like MNIST
+    dest = str(tmp_path / "d")
+    a = prepare(str(tmp_path / "src.npz"), dest, shard_rows=10)
+    first_shard = pq.read_table(tmp_path / "d" / "part-00000.parquet").column("label").to_pylist()
+    assert len(set(first_shard)) > 1  # a class-sorted source no longer fills a shard with one class
+    b = prepare(str(tmp_path / "src.npz"), dest, shard_rows=10, seed=5)
+    assert b.fingerprint == a.fingerprint and (b.record_order, b.permutation_seed) == ("permuted", 5)
+    assert pq.read_table(tmp_path / "d" / "part-00000.parquet").column("index").to_pylist() == \
+        record_permutation(40, 5)[:10].tolist() != record_permutation(40, 0)[:10].tolist()
+    got, labels = read_arrays(dest)
+    np.testing.assert_array_equal(got, x)  # read back in source order
+    assert read_arrays(dest, limit=3)[1].tolist() == [0, 0, 0]
+
+    old = json.loads((tmp_path / "d" / "manifest.json").read_text())
+    for key in ("record_order", "permutation_seed"):
+        old.pop(key)
+    (tmp_path / "d" / "manifest.json").write_text(json.dumps(old))
+    assert load_manifest(dest).record_order == "source"
+    c = prepare(str(tmp_path / "src.npz"), dest, shard_rows=10, seed=5)
+    assert c.fingerprint == a.fingerprint and c.record_order == "permuted"
 
 
 def test_ensure_mnist_two_processes(tmp_path):

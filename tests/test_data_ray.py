@@ -22,6 +22,7 @@ from gensweep.platform.data import (
     read_arrays,
 )
 from gensweep.platform.data.blocks import SharedBlocks, read_block
+from gensweep.platform.data.prepare import record_permutation
 
 pytestmark = pytest.mark.slow
 
@@ -196,13 +197,16 @@ def test_read_block_cuts_a_slice():
 
 @pytest.fixture(scope="module")
 def corrupt_dataset(tmp_path_factory):
-    """40 8x8 gray images in 2 shards; shard 1, row 3 (index 23) truncated to 10 bytes."""
+    """40 8x8 gray images in 2 shards; shard 1, row 3 (source index 23: the fixture picks the
+    permutation seed that puts it there) truncated to 10 bytes."""
     root = tmp_path_factory.mktemp("corrupt")
     x = np.random.default_rng(0).integers(0, 256, size=(40, 8, 8), dtype=np.uint8)
     np.savez(root / "src.npz", x=x, y=np.arange(40) % 4)
     uri = str(root / "ds")
-    prepare(str(root / "src.npz"), uri, shard_rows=20)
+    seed = next(k for k in range(10_000) if record_permutation(40, k)[23] == 23)  # shard 1, row 3
+    prepare(str(root / "src.npz"), uri, shard_rows=20, seed=seed)
     shard = root / "ds" / "part-00001.parquet"
+    assert pq.read_table(shard).column("index")[3].as_py() == 23
     table = pq.read_table(shard)
     images = table.column("image").to_pylist()
     images[3] = images[3][:10]
@@ -257,3 +261,42 @@ def test_driver_materialized_dataset_equals_ray_data(ray_cluster, mnist_small, c
         materialized_dataset(bad_uri)
     skipped = _take_columns(materialized_dataset(bad_uri, bad_records="skip"))
     assert len(skipped["index"]) == 39 and 23 not in skipped["index"].tolist()
+
+
+# --------------------------------------------------------------------------- shuffling while streaming
+
+
+def _mean_distinct_labels(loader: ShardLoader, epoch: int) -> float:
+    return float(np.mean([len(set(b["label"].tolist())) for b in loader.epoch_batches(epoch)]))
+
+
+def test_streamed_batches_mix_classes_like_materialized_ones(ray_cluster, tmp_path):
+    """MNIST's source is sorted by class. A 64-image batch streamed from the shards (the first pass
+    served as it arrives, as when a shard does not fit in memory; later passes through a shuffle
+    buffer much smaller than the data) holds as many classes as one from the materialized loader."""
+    uri = str(tmp_path / "mnist-8")
+    prepare("mnist", uri, resolution=8, shard_rows=500)
+    images, labels = read_arrays(uri)
+    materialized = ShardLoader.from_arrays(images, labels, batch_size=64, seed=0)
+    want = np.mean([_mean_distinct_labels(materialized, e) for e in (0, 1)])
+    streamed = ShardLoader(open_dataset(uri, shuffle_seed=0).iterator(), batch_size=64, seed=0,
+                           materialize_max_bytes=64 * 256 * 4, shuffle_buffer_size=128)
+    first = _mean_distinct_labels(streamed, 0)  # overflow pass: arrival order, shuffled within batches
+    assert streamed.mode == "stream"
+    later = _mean_distinct_labels(streamed, 1)
+    assert want > 9.5
+    assert abs(first - want) <= 0.1 * want and abs(later - want) <= 0.1 * want, (first, later, want)
+
+
+def test_block_order_changes_every_pass_and_repeats_with_the_seed(ray_cluster, mnist_small):
+    uri = mnist_small[0]  # 4 shards
+
+    def passes(ds, n=3):
+        return [_take_columns(ds)["index"].tolist() for _ in range(n)]
+
+    seeded = passes(open_dataset(uri, shuffle_seed=7))
+    assert all(sorted(p) == sorted(seeded[0]) for p in seeded)  # every record once per pass
+    assert len({tuple(p[::256]) for p in seeded}) > 1  # the shards came in another order
+    assert passes(open_dataset(uri, shuffle_seed=7)) == seeded  # seeded: the same sequence of orders
+    fixed = passes(open_dataset(uri), n=2)
+    assert fixed[0] == fixed[1]  # no seed: the manifest's shard order on every pass

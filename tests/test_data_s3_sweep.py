@@ -60,3 +60,31 @@ def test_trial_trains_on_data_prepared_in_the_bucket(tmp_path, s3_and_ray):
     assert list(metrics["step"]) == [15] and math.isfinite(metrics["fid"].iloc[0])
     # the reference statistics were keyed by the bucket dataset's fingerprint
     assert metrics["refstats_key"].iloc[0].startswith(load_manifest(local).short_fingerprint)
+
+
+def test_dataset_above_max_shared_bytes_streams_from_the_bucket(tmp_path, s3_and_ray, monkeypatch):
+    """``data.max_shared_bytes: 0``: the driver shares nothing, and the trial reads the bucket's
+    shards through Ray Data itself, then writes its FID row."""
+    from gensweep.platform.data import prepare
+    from gensweep.platform.sweep import setup
+
+    uri = "s3://gensweep-data/mnist-32-small"
+    prepare("mnist", uri, resolution=32, fraction=0.2, storage=StorageOptions(endpoint_url=s3_and_ray.endpoint))
+    shared = []
+    real_shared_dataset = setup.shared_dataset
+    monkeypatch.setattr(setup, "shared_dataset", lambda *a, **kw: shared.append(real_shared_dataset(*a, **kw))
+                        or shared[-1])
+    spec = parse_spec({
+        "name": "s3stream",
+        "trainable": {"steps": 10, "eval_every": 10, "width": 8, "z_dim": 16, "batch_size": 32, "num_classes": 0},
+        "search": {"algorithm": "random", "num_trials": 1, "max_concurrent": 1}, "scheduler": {"kind": "none"},
+        "data": {"source": "mnist", "uri": uri, "max_shared_bytes": 0,
+                 "storage": {"endpoint_url": s3_and_ray.endpoint}},
+        "eval": {"num_samples": 200, "ref_samples": 200},
+        "results": {"root": str(tmp_path / "results")},
+    })
+    outcome = run_sweep(spec, experiment="s3stream-run")
+    assert shared == [None]  # nothing materialized by the driver: the trial streamed the shards
+    assert outcome.num_errors == 0
+    metrics = ResultsStore.open(str(tmp_path / "results")).read("metrics", "s3stream-run")
+    assert list(metrics["step"]) == [10] and math.isfinite(metrics["fid"].iloc[0])

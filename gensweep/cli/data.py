@@ -9,7 +9,7 @@ def register(sub) -> None:
     data = sub.add_parser("data", help="prepare datasets")
     dsub = data.add_subparsers(dest="data_command", required=True)
     p = dsub.add_parser("prepare", help="convert a source to Parquet shards with a manifest")
-    p.add_argument("source", help="'mnist', an image folder, a .npz/.npy file, or torchvision:NAME")
+    p.add_argument("source", help="'mnist', an image folder or a .npz/.npy file (local or s3://), or torchvision:NAME")
     p.add_argument("dest", help="local path or s3://bucket/prefix")
     p.add_argument("--resolution", type=int, help="square side in pixels (default: the source's)")
     p.add_argument("--channels", type=int, choices=[1, 3], help="1 gray or 3 RGB (default: the source's)")

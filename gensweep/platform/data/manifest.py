@@ -10,13 +10,20 @@ stream::
     then, for each record in ascending original-index order:
         int64 little-endian label || image bytes (uint8, HWC, C-order)
 
-so it does not depend on shard size, destination, creation time or options that
-do not change pixels/labels.
+so it does not depend on shard size, destination, creation time, the order of the
+records in the shards or options that do not change pixels/labels.
+
+Record order is layout, not content: :func:`~gensweep.platform.data.prepare.prepare` writes
+the records in a seeded global permutation across the shards (``record_order: permuted``,
+``permutation_seed``), so the same records laid out with another seed, or in source order by
+an older version (``record_order: source``, the default of manifests without the field), keep
+the same fingerprint and so the same reference statistics and results identity.
 """
 from __future__ import annotations
 
 import hashlib
 import json
+from typing import Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
@@ -32,7 +39,7 @@ from gensweep.platform.storage.uris import (
 )
 
 MANIFEST_NAME = "manifest.json"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: record_order / permutation_seed
 _FINGERPRINT_PREFIX = "sha256:"
 
 
@@ -57,6 +64,10 @@ class Manifest(BaseModel):
     fraction: float
     seed: int
     resize: str
+    #: "permuted": shards hold the records in a seeded permutation (``permutation_seed``);
+    #: "source": in ascending source index (datasets prepared before the permutation existed)
+    record_order: Literal["source", "permuted"] = "source"
+    permutation_seed: int | None = None
     layout: str = "HWC"
     dtype: str = "uint8"
 
@@ -78,6 +89,11 @@ class Manifest(BaseModel):
         """Bytes one of ``workers`` equal shards takes once decoded (float32 image + int64 label/index)."""
         per_row = self.image_nbytes * 4 + 16
         return -(-self.count // max(1, workers)) * per_row
+
+    @property
+    def layout_key(self) -> tuple[str, int | None]:
+        """How the records are laid out over the shards (not part of the fingerprint)."""
+        return (self.record_order, self.permutation_seed)
 
     @property
     def short_fingerprint(self) -> str:

@@ -2,24 +2,36 @@
 
 Layout under DEST (local path or ``s3://bucket/prefix``)::
 
-    part-00000.parquet ... part-NNNNN.parquet   # image/label/index, index order
+    part-00000.parquet ... part-NNNNN.parquet   # image/label/index, in a seeded permutation
     manifest.json                               # written last
 
-Re-running with the same content is a no-op (the existing manifest is returned);
-different content at a DEST that already holds a dataset is an error unless
-``overwrite=True``. Local destinations are guarded by a file lock so concurrent
-preparations of the same directory serialise; on S3 concurrent writers of the same
-content write identical objects and the manifest is a single atomic PUT.
+The records go to the shards in a global permutation seeded by ``seed`` (the manifest says
+``record_order: permuted`` and ``permutation_seed``), never in source order: sources are often
+sorted by class (MNIST, class folders), and a reader that streams the shards in order would
+otherwise see one class at a time. The permutation is layout, not content: the fingerprint
+(:mod:`gensweep.platform.data.manifest`) is computed over the records in source-index order,
+so it does not change with the seed.
+
+Each source image is loaded and transformed once: in source-index order, into a memory-mapped
+spill file in the local temporary directory (the prepared images' uncompressed size), while the
+fingerprint is computed; the shards are then written from the spill in permuted order.
+
+Re-running with the same content and layout is a no-op (the existing manifest is returned); the
+same content laid out otherwise (another seed, or source order from an older version) is laid
+out again in place; different content at a DEST that already holds a dataset is an error unless
+``overwrite=True``. Local destinations are guarded by a file lock so concurrent preparations of
+the same directory serialise; on S3 concurrent writers of the same content write identical
+objects and the manifest is a single atomic PUT.
 """
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import os
 import re
+import tempfile
 from datetime import datetime, timezone
-from typing import Iterator
-
 import numpy as np
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
@@ -80,21 +92,21 @@ def target_spec(src: Source, resolution: int | None, channels: int | None, resiz
     return TargetSpec(int(resolution), int(channels if channels is not None else src.native_channels), resize)
 
 
-def _chunks(src: Source, spec: TargetSpec, indices: np.ndarray, rows: int
-            ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+def record_permutation(count: int, seed: int) -> np.ndarray:
+    """The order (positions ``0..count-1``) in which the shards hold the selected records."""
+    digest = hashlib.sha256(f"gensweep-prepare-permutation|{int(seed)}".encode()).digest()
+    return np.random.default_rng(int.from_bytes(digest[:8], "little")).permutation(count)
+
+
+def _transform_to_spill(src: Source, spec: TargetSpec, indices: np.ndarray, rows: int,
+                        spill: np.ndarray) -> str:
+    """Load and transform the records in source-index order into ``spill``; return the fingerprint."""
+    fp = Fingerprinter(len(indices), spec.resolution, spec.resolution, spec.channels)
     for start in range(0, len(indices), rows):
         chunk = indices[start:start + rows]
-        yield chunk, transform_images(src.load(chunk), spec), src.labels[chunk]
-
-
-def _fingerprinter(spec: TargetSpec, count: int) -> Fingerprinter:
-    return Fingerprinter(count, spec.resolution, spec.resolution, spec.channels)
-
-
-def _fingerprint_only(src: Source, spec: TargetSpec, indices: np.ndarray, rows: int) -> str:
-    fp = _fingerprinter(spec, len(indices))
-    for _, images, labels in _chunks(src, spec, indices, rows):
-        fp.update(images, labels)
+        images = transform_images(src.load(chunk), spec)
+        fp.update(images, src.labels[chunk])
+        spill[start:start + len(chunk)] = images
     return fp.hexdigest()
 
 
@@ -133,46 +145,51 @@ def prepare(
     """
     if shard_rows < 1:
         raise ValueError(f"shard_rows must be >= 1, got {shard_rows}")
-    src = open_source(source)
+    src = open_source(source, storage)
     if src.count == 0:
         raise SourceError(f"{src.description}: no images")
     spec = target_spec(src, resolution, channels, resize)
     indices = stratified_indices(src.labels, fraction, seed)
+    order = record_permutation(len(indices), seed)  # positions into ``indices``
     fs, root = resolve(dest, storage)
 
-    with _dest_lock(fs, root):
+    with _dest_lock(fs, root), tempfile.TemporaryDirectory(prefix="gensweep-prepare-") as tmp:
+        spill = np.lib.format.open_memmap(os.path.join(tmp, "images.npy"), mode="w+", dtype=np.uint8,
+                                          shape=(len(indices), spec.resolution, spec.resolution, spec.channels))
+        fingerprint = _transform_to_spill(src, spec, indices, shard_rows, spill)
         existing = try_load_manifest_at(fs, root)
         if existing is not None:
-            fingerprint = _fingerprint_only(src, spec, indices, shard_rows)
-            if fingerprint == existing.fingerprint:
+            if fingerprint == existing.fingerprint and existing.layout_key == ("permuted", int(seed)):
                 log.info("dataset at %s is up to date (%s)", redact_uri(dest), existing.short_fingerprint)
                 return existing
-            if not overwrite:
+            if fingerprint != existing.fingerprint and not overwrite:
                 raise DatasetExistsError(
                     f"{redact_uri(dest)!r} already holds a different dataset "
                     f"({existing.short_fingerprint}, source {existing.source!r}); new content would be "
                     f"{fingerprint[len('sha256:'):][:12]}. Pass overwrite=True or choose another destination."
                 )
+            if fingerprint == existing.fingerprint:
+                log.info("dataset at %s: same content (%s), laying it out again (%s order -> permuted, seed %d)",
+                         redact_uri(dest), existing.short_fingerprint, existing.record_order, seed)
             # Drop the manifest first: from here on the location reads as incomplete.
             _remove(fs, root, [MANIFEST_NAME])
             _remove(fs, root, existing.shards)
         # Shards left by an interrupted preparation (no manifest) are ours to replace.
         _remove(fs, root, [n for n in list_files(fs, root) if SHARD_PATTERN.match(n)])
 
-        fp = _fingerprinter(spec, len(indices))
-        shards, counts, labels_seen = [], [], set()
-        for i, (chunk, images, labels) in enumerate(_chunks(src, spec, indices, shard_rows)):
-            fp.update(images, labels)
+        shards, counts = [], []
+        for i, start in enumerate(range(0, len(order), shard_rows)):
+            rows = order[start:start + shard_rows]
             name = shard_name(i)
-            pq.write_table(records_table(images, labels, chunk), f"{root.rstrip('/')}/{name}",
-                           filesystem=fs, compression=PARQUET_COMPRESSION)
+            pq.write_table(records_table(spill[rows], src.labels[indices[rows]], indices[rows]),
+                           f"{root.rstrip('/')}/{name}", filesystem=fs, compression=PARQUET_COMPRESSION)
             shards.append(name)
-            counts.append(int(len(chunk)))
-            labels_seen.update(int(v) for v in np.unique(labels))
+            counts.append(int(len(rows)))
+        labels_seen = set(int(v) for v in np.unique(src.labels[indices]))
 
         names = src.label_names
         manifest = Manifest(
-            fingerprint=fp.hexdigest(),
+            fingerprint=fingerprint,
             count=int(len(indices)),
             resolution=spec.resolution,
             channels=spec.channels,
@@ -185,6 +202,8 @@ def prepare(
             fraction=float(fraction),
             seed=int(seed),
             resize=spec.resize,
+            record_order="permuted",
+            permutation_seed=int(seed),
         )
         write_manifest_at(fs, root, manifest)
         log.info("prepared %d images (%s) at %s", manifest.count, manifest.short_fingerprint, redact_uri(dest))
@@ -208,6 +227,7 @@ def ensure_mnist(
 ) -> str:
     """Prepare the bundled MNIST digits once under ``dest_root/datasets/mnist-R`` and return the URI.
 
+    A copy prepared by an older version in source (class-sorted) order is laid out again.
     Safe to call from several processes at once: for local roots a file lock next to
     the dataset serialises them and later callers find the finished manifest; on S3
     :func:`prepare` is idempotent and the manifest is written atomically last.
@@ -224,8 +244,8 @@ def ensure_mnist(
     with lock:
         existing = try_load_manifest_at(fs, root)
         if existing is not None and (existing.source, existing.resolution, existing.channels,
-                                     existing.resize, existing.fraction) == (
-                MNIST_DESCRIPTION, resolution, channels, resize, 1.0):
+                                     existing.resize, existing.fraction, existing.layout_key) == (
+                MNIST_DESCRIPTION, resolution, channels, resize, 1.0, ("permuted", 0)):
             return uri
         prepare("mnist", uri, resolution=resolution, channels=channels, resize=resize, storage=storage)
     return uri

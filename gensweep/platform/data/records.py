@@ -124,10 +124,21 @@ def _table_bad_rows(table: pa.Table, nbytes: int, shard: str) -> list[BadRecord]
     return bad
 
 
-def _shard_tables(uri: str, storage: StorageOptions | None, manifest: Manifest):
+def _shard_tables(uri: str, storage: StorageOptions | None, manifest: Manifest, columns=COLUMNS):
     fs, root = resolve(uri, storage)
     for name in manifest.shards:
-        yield name, pq.read_table(f"{root.rstrip('/')}/{name}", filesystem=fs, columns=COLUMNS)
+        yield name, pq.read_table(f"{root.rstrip('/')}/{name}", filesystem=fs, columns=columns)
+
+
+def _index_order_slots(uri: str, storage: StorageOptions | None, manifest: Manifest) -> np.ndarray:
+    """For each stored row (shards in manifest order), its position in ascending-index order."""
+    if manifest.record_order == "source":
+        return np.arange(manifest.count)
+    stored = [t.column(INDEX).to_numpy() for _, t in _shard_tables(uri, storage, manifest, columns=[INDEX])]
+    stored_index = np.concatenate(stored) if stored else np.zeros(0, np.int64)
+    slots = np.empty(len(stored_index), dtype=np.int64)
+    slots[np.argsort(stored_index, kind="stable")] = np.arange(len(stored_index))
+    return slots
 
 
 def count_bad_records(uri: str, storage: StorageOptions | None = None) -> list[BadRecord]:
@@ -147,31 +158,39 @@ def read_arrays(uri: str, storage: StorageOptions | None = None, limit: int | No
                 *, return_index: bool = False):
     """Read a prepared dataset without Ray: ``(images uint8 (N,H,W,C), labels int64 (N,))``.
 
-    Records come in index order (shards are written that way); ``limit`` keeps the
-    first ``limit`` records. Any bad record raises :class:`BadRecordError`. With
-    ``return_index=True`` a third array holds the original indices.
+    Records come in ascending source-index order, whatever order the shards hold them in;
+    ``limit`` keeps the first ``limit`` of that order (a permuted dataset reads every shard's
+    small index column first, then only the rows it keeps). Any bad record among those read
+    raises :class:`BadRecordError`. With ``return_index=True`` a third array holds the original
+    indices.
     """
     manifest = load_manifest(uri, storage)
     want = manifest.count if limit is None else min(limit, manifest.count)
+    slots = _index_order_slots(uri, storage, manifest)
     images = np.empty((want, *manifest.image_shape), dtype=np.uint8)
     labels = np.empty(want, dtype=np.int64)
     indices = np.empty(want, dtype=np.int64)
-    filled = 0
-    for name, table in _shard_tables(uri, storage, manifest):
-        if filled >= want:
-            break
-        table = table.slice(0, want - filled)
-        bad = _table_bad_rows(table, manifest.image_nbytes, name)
+    filled, start = 0, 0
+    fs, root = resolve(uri, storage)
+    for name, stored in zip(manifest.shards, manifest.shard_counts):
+        shard_slots = slots[start:start + stored]
+        start += stored
+        rows = np.flatnonzero(shard_slots < want)
+        if rows.size == 0:
+            continue
+        table = pq.read_table(f"{root.rstrip('/')}/{name}", filesystem=fs, columns=COLUMNS).take(rows)
+        bad = [BadRecord(b.shard, int(rows[b.row]), b.index, b.reason)  # row within the shard, not the selection
+               for b in _table_bad_rows(table, manifest.image_nbytes, name)]
         if bad:
             raise BadRecordError(bad[0], len(bad))
-        n = table.num_rows
+        at = shard_slots[rows]
         col = table.column(IMAGE).combine_chunks()
-        offsets = np.frombuffer(col.buffers()[1], dtype=np.int32)[col.offset: col.offset + n + 1]
+        offsets = np.frombuffer(col.buffers()[1], dtype=np.int32)[col.offset: col.offset + len(rows) + 1]
         data = np.frombuffer(col.buffers()[2], dtype=np.uint8)
-        images[filled:filled + n] = data[offsets[0]:offsets[-1]].reshape(n, *manifest.image_shape)
-        labels[filled:filled + n] = table.column(LABEL).to_numpy()
-        indices[filled:filled + n] = table.column(INDEX).to_numpy()
-        filled += n
-    if filled != want:
-        raise ValueError(f"{uri}: shards hold {filled} records, the manifest says {manifest.count}")
+        images[at] = data[offsets[0]:offsets[-1]].reshape(len(rows), *manifest.image_shape)
+        labels[at] = table.column(LABEL).to_numpy()
+        indices[at] = table.column(INDEX).to_numpy()
+        filled += len(rows)
+    if filled != want or start != len(slots):
+        raise ValueError(f"{uri}: shards hold {len(slots)} records, the manifest says {manifest.count}")
     return (images, labels, indices) if return_index else (images, labels)

@@ -7,6 +7,15 @@
 * ``label``: int64 ``(B,)``,
 * ``index``: int64 ``(B,)`` (position in the source; lets consumers order rows).
 
+Shuffling while streaming has three layers. :func:`~gensweep.platform.data.prepare.prepare`
+already wrote the records in a seeded global permutation across the shards, so any run of
+consecutive rows is a fair sample of the classes. With ``shuffle_seed`` set, every pass over the
+dataset (every epoch: each one re-executes the read) reads the shards in another order: Ray
+Data's file shuffle, seeded by ``(shuffle_seed, n)`` for the n-th execution of this dataset in
+the process that executes it (a trial restarted from a checkpoint counts from 0 again). Last,
+:class:`~gensweep.platform.data.loader.ShardLoader` draws batches from a local shuffle buffer
+seeded by ``(seed, epoch, rank)``.
+
 Bad records (null image or label, image byte length != ``H*W*C``) are never passed
 silently:
 
@@ -23,6 +32,7 @@ silently:
 """
 from __future__ import annotations
 
+import hashlib
 import logging
 import posixpath
 from typing import Any
@@ -30,6 +40,7 @@ from typing import Any
 import numpy as np
 import pyarrow.parquet as pq
 import ray
+from ray.data import FileShuffleConfig
 
 from gensweep.platform.data.manifest import load_manifest
 from gensweep.platform.data.records import (
@@ -49,7 +60,7 @@ BAD_RECORD_POLICIES = ("fail", "skip")
 DECODE_BATCH_ROWS = 1024
 PATH_COLUMN = "path"
 
-__all__ = ["open_dataset", "BadRecordTally", "count_bad_records", "decode_batch", "ingest_execution_options"]
+__all__ = ["open_dataset", "BadRecordTally", "block_order_seed", "count_bad_records", "decode_batch", "ingest_execution_options"]
 
 
 @ray.remote(num_cpus=0)
@@ -155,6 +166,12 @@ def decode_batch(
     }
 
 
+def block_order_seed(data_seed: int, trial_seed: int) -> int:
+    """The ``shuffle_seed`` of a trial's dataset: from ``data.seed`` and the trial's own seed."""
+    digest = hashlib.sha256(f"gensweep-block-order|{int(data_seed)}|{int(trial_seed)}".encode()).digest()
+    return int.from_bytes(digest[:4], "little")
+
+
 def ingest_execution_options(deterministic: bool = True):
     """Ray Data ``ExecutionOptions`` to hand to ``ray.train.DataConfig(execution_options=...)``.
 
@@ -180,6 +197,7 @@ def open_dataset(
     tally: BadRecordTally | None = None,
     deterministic: bool = True,
     override_num_blocks: int | None = None,
+    shuffle_seed: int | None = None,
 ) -> "ray.data.Dataset":
     """A Ray Dataset of decoded records of the prepared dataset at ``uri`` (see module doc).
 
@@ -189,6 +207,9 @@ def open_dataset(
     timing; :class:`ShardLoader`'s materialized mode sorts by ``index`` to stay stable.
     Ray Train overrides these options when it splits the dataset: pass
     :func:`ingest_execution_options` to its ``DataConfig`` to keep them.
+
+    ``shuffle_seed``: read the shards in a seeded order that changes with every pass (see the
+    module doc); None keeps the manifest's shard order on every pass.
     """
     if bad_records not in BAD_RECORD_POLICIES:
         raise ValueError(f"bad_records must be one of {BAD_RECORD_POLICIES}, got {bad_records!r}")
@@ -203,6 +224,8 @@ def open_dataset(
         filesystem=fs,
         include_paths=True,
         override_num_blocks=override_num_blocks,
+        shuffle=None if shuffle_seed is None else FileShuffleConfig(seed=int(shuffle_seed) % 2**32,
+                                                                    reseed_after_execution=True),
     )
     if deterministic:
         ds.context.execution_options.preserve_order = True

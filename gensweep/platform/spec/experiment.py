@@ -103,7 +103,8 @@ class StorageConfig(_Strict):
 
 
 class DataConfig(_Strict):
-    source: str = Field("mnist", description="'mnist', an image folder, a .npz/.npy file, or torchvision:NAME")
+    source: str = Field("mnist", description="'mnist', an image folder or a .npz/.npy file (local or s3://),"
+                        " or torchvision:NAME")
     uri: str | None = Field(None, description="prepared dataset; default: <results.root>/datasets/<source>-<res>")
     resolution: int = Field(32, ge=4)
     channels: Literal[1, 3] = 1
@@ -112,6 +113,11 @@ class DataConfig(_Strict):
     seed: int = 0
     hflip: bool = False
     bad_records: Literal["fail", "skip"] = "fail"
+    max_shared_bytes: int = Field(
+        2 * 1024**3, ge=0,
+        description="datasets up to this decoded size (float32 pixels) are read once by the driver and shared"
+        " with every trial through the object store; larger ones are streamed by each trial through Ray Data"
+        " (0: always stream)")
     storage: StorageConfig | None = None
 
 

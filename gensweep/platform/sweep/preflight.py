@@ -88,6 +88,22 @@ def _storage_check(field: str, uri: str, spec: ExperimentSpec) -> Optional[str]:
     return _s3_probe(field, uri, None, None, None)
 
 
+def _remote_source_exists(uri: str, spec: ExperimentSpec) -> Optional[str]:
+    """None when the object (a .npz/.npy file) or the prefix (an image folder) at ``uri`` holds
+    something; asked only once its bucket answered."""
+    from gensweep.platform.storage.uris import StorageOptions, fsspec_filesystem, redact_uri
+
+    st = spec.data.storage
+    storage = StorageOptions(endpoint_url=st.endpoint_url, region=st.region, profile=st.profile) if st else None
+    try:
+        fs, path = fsspec_filesystem(uri, storage)
+        if fs.exists(path):
+            return None
+    except Exception as e:  # noqa: BLE001 - any failure means the source cannot be read
+        return f"data.source: cannot read {redact_uri(uri)}: {type(e).__name__}: {str(e)[:200]}"
+    return f"data.source: {redact_uri(uri)} does not exist"
+
+
 def preflight(spec: ExperimentSpec, *, address: Optional[str] = None, num_cpus: Optional[int] = None) -> list[str]:
     """Raise :class:`PreflightError` listing every problem found; return warnings."""
     from gensweep.platform.metrics.backbones import BACKBONES
@@ -123,6 +139,10 @@ def preflight(spec: ExperimentSpec, *, address: Optional[str] = None, num_cpus: 
         else:
             if kind in ("npz", "npy", "folder") and "://" not in arg and not os.path.exists(os.path.expanduser(arg)):
                 problems.append(f"data.source: {arg} does not exist")
+            elif kind in ("npz", "npy", "folder") and "://" in arg and not arg.startswith("file://"):
+                msg = _storage_check("data.source", arg, spec) or _remote_source_exists(arg, spec)
+                if msg:
+                    problems.append(msg)
     elif "://" in spec.data.uri:
         msg = _storage_check("data.uri", spec.data.uri, spec)
         if msg:

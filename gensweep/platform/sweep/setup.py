@@ -154,17 +154,14 @@ def results_callback(spec: ExperimentSpec, setup: SweepSetup):
                            trial_resources=held_resources(spec), journal=RootLayout(setup.root).journal)
 
 
-# Datasets up to this decoded size are read once by the driver and shared by every trial.
-MATERIALIZE_MAX_BYTES = 2 * 1024**3
-
-
 def shared_dataset(spec: ExperimentSpec, dataset_uri: str):
     """The prepared dataset read once and kept in the object store, when it is small enough.
 
     Sharing it means no trial re-reads or re-decodes the Parquet shards, and no Ray Data read
     task has to wait for a CPU while every CPU is held by training workers. The driver reads and
-    decodes it itself (:mod:`gensweep.platform.data.in_memory`). Larger datasets return None:
-    each trial then streams its own copy (leave CPUs free for the read tasks).
+    decodes it itself (:mod:`gensweep.platform.data.in_memory`). Datasets whose decoded size exceeds
+    ``data.max_shared_bytes`` return None: each trial then streams its own copy (leave CPUs free for
+    the read tasks).
     """
     import ray.data
 
@@ -175,7 +172,7 @@ def shared_dataset(spec: ExperimentSpec, dataset_uri: str):
     storage = storage_of(spec.data)
     manifest = load_manifest(dataset_uri, storage)
     h, w, c = manifest.image_shape
-    if manifest.count * h * w * c * 4 > MATERIALIZE_MAX_BYTES:
+    if manifest.count * h * w * c * 4 > spec.data.max_shared_bytes:
         return None
     ray.data.DataContext.get_current().enable_progress_bars = False
     return materialized_dataset(dataset_uri, storage, bad_records=spec.data.bad_records)

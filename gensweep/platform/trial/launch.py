@@ -21,6 +21,7 @@ from ray.train.torch import TorchConfig, TorchTrainer
 from ray.tune.integration.ray_train import TuneReportCallback
 
 from gensweep.platform.data import StorageOptions, open_dataset
+from gensweep.platform.data.stream import block_order_seed
 from gensweep.platform.data.blocks import SharedBlocks
 from gensweep.platform.results.rows import CONFIG_ID
 from gensweep.platform.spec import ExperimentSpec
@@ -99,7 +100,8 @@ def run_trial(config: dict[str, Any], plan: TrialPlan, dataset: Any = None) -> N
         columns = config_columns(config)
         if spec.resources.inline:
             cfg = worker_config(spec, plan, trial_id, trial_cfg, columns)
-            diverged = run_family(cfg, TuneInlineContext(cfg, dataset if dataset is not None else _open(spec, plan)))
+            shard = dataset if dataset is not None else _open(spec, plan, trial_cfg)
+            diverged = run_family(cfg, TuneInlineContext(cfg, shard))
         else:
             build_trainer(spec, plan, trial_id, trial_cfg, dataset, callbacks=[TuneReportCallback()],
                           config_columns=columns).fit()
@@ -121,8 +123,10 @@ def _storage(spec: ExperimentSpec) -> StorageOptions:
     return StorageOptions(**(spec.data.storage.model_dump() if spec.data.storage else {}))
 
 
-def _open(spec: ExperimentSpec, plan: TrialPlan):
-    return open_dataset(plan.dataset_uri, _storage(spec), bad_records=spec.data.bad_records)
+def _open(spec: ExperimentSpec, plan: TrialPlan, trial_cfg: dict[str, Any]):
+    """The prepared dataset streamed by this trial: shards in a new seeded order every epoch."""
+    return open_dataset(plan.dataset_uri, _storage(spec), bad_records=spec.data.bad_records,
+                        shuffle_seed=block_order_seed(spec.data.seed, int(trial_cfg.get("seed", 0))))
 
 
 def config_columns(config: dict[str, Any]) -> dict[str, Any]:
@@ -189,7 +193,7 @@ def build_trainer(
         cfg = dataclasses.replace(cfg, shared_blocks=SharedBlocks.of(dataset).fields())
         datasets = {}
     else:
-        datasets = {"train": _open(spec, plan)}
+        datasets = {"train": _open(spec, plan, trial_cfg)}
     res = spec.resources
     use_gpu = res.gpus_per_worker > 0
     storage_path, storage_filesystem = storage_for(plan.train_storage_path)  # same AWS env as results.root

@@ -1,11 +1,21 @@
-"""``.npz`` and ``.npy`` files: arrays under ``x``/``images`` (and ``y``/``labels``), or images only."""
+"""``.npz`` and ``.npy`` files, local or ``s3://``: arrays under ``x``/``images`` (and ``y``/``labels``),
+or images only. A local ``.npy`` stays memory-mapped; an object in a bucket is read into memory."""
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
-from gensweep.platform.data.sources.base import ArraySource, Source, SourceError, as_labels, as_uint8_images, existing_file
+from gensweep.platform.data.sources.base import (
+    ArraySource,
+    Source,
+    SourceError,
+    as_labels,
+    as_uint8_images,
+    source_file,
+)
+from gensweep.platform.storage.uris import StorageOptions
 from gensweep.platform.data.sources.registry import register_source
 
 _NPZ_IMAGE_KEYS = ("x", "images")
@@ -16,24 +26,24 @@ def _first_key(keys: Sequence[str], wanted: Sequence[str]) -> str | None:
     return next((k for k in wanted if k in keys), None)
 
 
-def _npz_source(path: str) -> Source:
-    p = existing_file(path, "npz")
-    with np.load(p, allow_pickle=False) as data:
+def _npz_source(path: str, storage: StorageOptions) -> Source:
+    f, name = source_file(path, "npz", storage)
+    with np.load(f, allow_pickle=False) as data:
         keys = list(data.keys())
         image_key = _first_key(keys, _NPZ_IMAGE_KEYS)
         if image_key is None:
-            raise SourceError(f"{p}: no image array under keys {_NPZ_IMAGE_KEYS}; found {keys}")
-        images = as_uint8_images(data[image_key], str(p))
+            raise SourceError(f"{name}: no image array under keys {_NPZ_IMAGE_KEYS}; found {keys}")
+        images = as_uint8_images(data[image_key], name)
         label_key = _first_key(keys, _NPZ_LABEL_KEYS)
-        labels = as_labels(data[label_key] if label_key else None, images.shape[0], str(p))
-    return ArraySource(images, labels, f"npz:{p}")
+        labels = as_labels(data[label_key] if label_key else None, images.shape[0], name)
+    return ArraySource(images, labels, f"npz:{name}")
 
 
-def _npy_source(path: str) -> Source:
-    p = existing_file(path, "npy")
-    arr = np.load(p, mmap_mode="r", allow_pickle=False)
-    images = as_uint8_images(arr, str(p))  # uint8 stays memory-mapped
-    return ArraySource(images, as_labels(None, images.shape[0], str(p)), f"npy:{p}")
+def _npy_source(path: str, storage: StorageOptions) -> Source:
+    f, name = source_file(path, "npy", storage)
+    arr = np.load(f, mmap_mode="r" if isinstance(f, Path) else None, allow_pickle=False)
+    images = as_uint8_images(arr, name)  # a local uint8 file stays memory-mapped
+    return ArraySource(images, as_labels(None, images.shape[0], name), f"npy:{name}")
 
 
 register_source("npz", _npz_source, suffixes=(".npz",))

@@ -1,10 +1,14 @@
 """What every image source is: a finite, indexable collection of labelled uint8 images."""
 from __future__ import annotations
 
+import io
 from abc import ABC, abstractmethod
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
+
+from gensweep.platform.storage.uris import StorageOptions, fsspec_filesystem, is_local, redact_uri
 
 UNLABELED = -1
 
@@ -99,3 +103,17 @@ def existing_file(path: str, kind: str) -> Path:
     if not p.is_file():
         raise SourceError(f"{kind} source {path!r} is not an existing file")
     return p
+
+
+def source_file(spec: str, kind: str, storage: StorageOptions) -> tuple[Path | BinaryIO, str]:
+    """A local file as its resolved path (memory-mappable), or an ``s3://`` object read into memory,
+    with the name the manifest records for it (never credentials)."""
+    if is_local(spec):
+        p = existing_file(spec, kind)
+        return p, str(p)
+    fs, path = fsspec_filesystem(spec, storage)
+    try:
+        data = fs.cat_file(path)
+    except FileNotFoundError:
+        raise SourceError(f"{kind} source {redact_uri(spec)!r} is not an existing object") from None
+    return io.BytesIO(data), redact_uri(spec)

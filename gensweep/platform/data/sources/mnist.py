@@ -24,7 +24,7 @@ def mnist_arrays() -> tuple[np.ndarray, np.ndarray]:
     return images, labels
 
 
-def _mnist_source(rest: str) -> Source:
+def _mnist_source(rest: str, storage=None) -> Source:
     if rest:
         raise SourceError(f"'mnist' takes no argument, got {rest!r}")
     images, labels = mnist_arrays()

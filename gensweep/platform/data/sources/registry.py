@@ -6,11 +6,13 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from gensweep.platform.data.sources.base import Source, SourceError
-from gensweep.platform.storage.uris import redact_uri
+from gensweep.platform.storage.uris import StorageOptions, redact_uri
 
-SourceFactory = Callable[[str], Source]
+#: ``factory(argument, storage)``: the argument is what follows ``KIND:`` (or the path / URI);
+#: ``storage`` reaches object storage for ``s3://`` arguments (credentials: the AWS chain only)
+SourceFactory = Callable[[str, StorageOptions], Source]
 
-#: kind -> factory(argument); the argument is what follows ``KIND:`` (or the path)
+#: kind -> factory
 SOURCE_KINDS: dict[str, SourceFactory] = {}
 _SUFFIX_KINDS: dict[str, str] = {}
 
@@ -52,10 +54,11 @@ def source_kind(spec: str) -> tuple[str, str]:
     raise SourceError(
         f"cannot tell what kind of source {redact_uri(spec)!r} is: expected one of "
         f"{sorted(k for k in SOURCE_KINDS if k not in matched)} / 'KIND:ARG', a .npz/.npy file "
-        f"or an existing image folder"
+        f"or an image folder (local, or s3://bucket/prefix)"
     )
 
 
-def open_source(spec: str) -> Source:
+def open_source(spec: str, storage: StorageOptions | None = None) -> Source:
+    """The source ``spec`` names; ``s3://`` files and folders are read with ``storage``."""
     kind, arg = source_kind(spec)
-    return SOURCE_KINDS[kind](arg)
+    return SOURCE_KINDS[kind](arg, storage or StorageOptions())

@@ -17,7 +17,7 @@ def _torchvision_root() -> str:
                           os.path.join(os.path.expanduser("~"), ".cache", "gensweep", "torchvision"))
 
 
-def _torchvision_source(name: str) -> Source:
+def _torchvision_source(name: str, storage=None) -> Source:
     if not name:
         raise SourceError("torchvision source needs a dataset name, e.g. 'torchvision:CIFAR10'")
     if importlib.util.find_spec("torchvision") is None:
