@@ -13,9 +13,8 @@ import pytest
 
 from gensweep.platform.results import ResultsStore
 from gensweep.platform.spec import parse_spec
-from gensweep.platform.sweep.runner import run_sweep
 from tests.ray_support import ray_local  # noqa: F401 - fixture
-from tests.test_faults_worker import WorkerKiller
+from tests.test_faults_worker import WorkerKiller, run_sweep_with
 
 pytestmark = pytest.mark.slow
 
@@ -36,12 +35,7 @@ def test_two_worker_trial_scores_and_resumes_after_a_worker_kill(tmp_path, ray_l
         "results": {"root": str(tmp_path)},
     })
     killer = WorkerKiller(str(tmp_path / "ray" / f"{EXP}-*/checkpoint_*"), b"RayTrainWorker")
-    killer.start()
-    try:
-        outcome = run_sweep(spec, experiment=EXP, verbose=0)
-    finally:
-        killer.stop.set()
-        killer.join(timeout=10)
+    outcome = run_sweep_with(killer, spec, EXP)
     assert killer.error is None, killer.error
     assert outcome.num_errors == 0
 
