@@ -108,6 +108,16 @@ class WorkerKiller(threading.Thread):
         self.error = "no two checkpoints of the healthy trial within the time limit"
 
 
+def run_sweep_with(killer: WorkerKiller, spec, experiment: str):
+    """Run the sweep while ``killer`` watches it; the killer is stopped however the sweep ends."""
+    killer.start()
+    try:
+        return run_sweep(spec, experiment=experiment, verbose=0)
+    finally:
+        killer.stop.set()
+        killer.join(timeout=10)
+
+
 @pytest.fixture(scope="module", params=sorted(LAUNCHERS))
 def faulty_sweep(request, tmp_path_factory, ray_local):
     launcher = request.param
@@ -126,12 +136,7 @@ def faulty_sweep(request, tmp_path_factory, ray_local):
     })
     checkpoints, title, _ = LAUNCHERS[launcher]
     killer = WorkerKiller(str(root / "ray" / checkpoints), title)
-    killer.start()
-    try:
-        outcome = run_sweep(spec, experiment=EXP, verbose=0)
-    finally:
-        killer.stop.set()
-        killer.join(timeout=10)
+    outcome = run_sweep_with(killer, spec, EXP)
     store = ResultsStore.open(str(root))
     return {"launcher": launcher, "root": root, "outcome": outcome, "killer": killer, "store": store,
             "trials": store.read("trials", EXP), "metrics": store.read("metrics", EXP),

@@ -31,6 +31,10 @@ class TrialContext(Protocol):
     def reduce_gradients(self, module: torch.nn.Module) -> None:
         """Average ``module``'s gradients across ranks (after backward, before the step)."""
 
+    def sync_buffers(self, module: torch.nn.Module) -> None:
+        """Make ``module``'s buffers equal on every rank: floating ones (BatchNorm running statistics)
+        averaged across ranks, the others (counters) taken from rank 0; every rank must call it."""
+
     def evaluate(self, sample_fn: SampleFn, step: int) -> dict[str, Any]:
         """Score a generator given as ``sample_fn(count, seed)``; every rank must call it."""
 
@@ -89,6 +93,9 @@ class LocalContext:
         return None
 
     def reduce_gradients(self, module: torch.nn.Module) -> None:
+        return None
+
+    def sync_buffers(self, module: torch.nn.Module) -> None:
         return None
 
     def evaluate(self, sample_fn: SampleFn, step: int) -> dict[str, Any]:

@@ -104,6 +104,9 @@ class PlatformContext:
     def reduce_gradients(self, module: torch.nn.Module) -> None:
         return None
 
+    def sync_buffers(self, module: torch.nn.Module) -> None:
+        return None
+
     # -- evaluation, artifacts ---------------------------------------------------------
     def evaluate(self, sample_fn, step: int) -> dict[str, Any]:
         return self._evaluator.evaluate(sample_fn, step, rank=self.rank, world_size=self.world_size)
@@ -229,6 +232,29 @@ class RayTrainContext(PlatformContext):
             n = p.grad.numel()
             p.grad.copy_(flat[offset : offset + n].view_as(p.grad))
             offset += n
+
+    def sync_buffers(self, module: torch.nn.Module) -> None:
+        """Floating buffers averaged (one all-reduce per dtype), the others broadcast from rank 0.
+
+        Averaging keeps a BatchNorm running mean equal to the single-process one over the global
+        batch (its update is linear in the batch mean); see the README's "How a sweep runs"."""
+        if self.world_size == 1:
+            return
+        by_dtype: dict[torch.dtype, list[torch.Tensor]] = {}
+        with torch.no_grad():
+            for b in module.buffers():
+                if b.is_floating_point():
+                    by_dtype.setdefault(b.dtype, []).append(b)
+                else:
+                    dist.broadcast(b, src=0)
+            for bufs in by_dtype.values():
+                flat = torch.cat([b.flatten() for b in bufs])
+                dist.all_reduce(flat)
+                flat /= self.world_size
+                offset = 0
+                for b in bufs:
+                    b.copy_(flat[offset : offset + b.numel()].view_as(b))
+                    offset += b.numel()
 
     def _report(self, metrics: dict[str, Any], checkpoint_dir: Optional[str]) -> None:
         import ray.train

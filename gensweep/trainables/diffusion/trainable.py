@@ -151,6 +151,7 @@ def train_step(st: DiffusionState, x0: torch.Tensor, labels: Optional[torch.Tens
     for group in st.opt.param_groups:
         group["lr"] = lr
     st.opt.step()
+    ctx.sync_buffers(st.net)  # equal buffers on every rank before the EMA copies them
     if st.ema is not None:
         st.ema.update(st.net, st.step)
     return loss.item()

@@ -1,8 +1,11 @@
 """The GAN training loop: plain PyTorch driven by a :class:`TrialContext`.
 
-Data parallelism follows stylegan2-ada: parameters are broadcast from rank 0 once, and after
-every phase's backward the gradients are all-reduced (averaged) across ranks by the context,
-so phases with double backward (R1, gradient penalty) work unchanged on any number of ranks.
+Data parallelism follows stylegan2-ada: G, D and G_ema (parameters and buffers) are broadcast
+from rank 0 once, and after every phase's backward the gradients are all-reduced (averaged)
+across ranks by the context, so phases with double backward (R1, gradient penalty) work
+unchanged on any number of ranks. After every phase G's and D's buffers (BatchNorm running
+statistics) are made equal across ranks too (floating ones averaged), before the EMA copies
+them, so every rank holds the same G, D and G_ema after every step and samples the same images.
 """
 from __future__ import annotations
 
@@ -21,7 +24,8 @@ from gensweep.trainables.gan.state import GanState
 from gensweep.trainables.loop import evaluation_metrics, training_batches
 from gensweep.trainables.rng import seed_everything
 
-__all__ = ["Diverged", "GanState", "checkpoint_samplers", "sampler", "train_gan", "untrained_generator"]
+__all__ = ["Diverged", "GanState", "checkpoint_samplers", "gan_phases", "sampler", "train_gan", "train_step",
+           "untrained_generator"]
 
 
 def sampler(net: nn.Module, cfg: GanConfig, device: torch.device):
@@ -56,9 +60,32 @@ def run_phase(phase: Phase, st: GanState, inp: StepInputs, ctx: TrialContext) ->
     grad_norm = torch.nn.utils.clip_grad_norm_(net.parameters(), float("inf"))
     check_gradients(st.step, bad_loss, grad_norm, st.cfg.max_grad_norm, f"{phase.name} gradient norm")
     opt.step()
+    for m in st.nets().values():  # a phase's forwards may move either net's BatchNorm statistics
+        ctx.sync_buffers(m)
     for ing in st.ingredients():
         ing.after_phase(phase.name, view)
     return loss.item(), logs
+
+
+def gan_phases(st: GanState) -> list[Phase]:
+    cfg = st.cfg
+    return build_phases(
+        adv=LOSSES.get(cfg.loss), G=st.G, D=st.D, fast_G=st.fast["G"], fast_D=st.fast["D"], augment=st.augment,
+        terms=st.terms(), n_dis=cfg.n_dis, reg_interval=cfg.reg_interval,
+    )
+
+
+def train_step(st: GanState, phases: list[Phase], inp: StepInputs, ctx: TrialContext,
+               losses: dict[str, float], logs: dict[str, float]) -> None:
+    """One training step: the due phases in order (EMA after G's main phase), then ``st.step += 1``;
+    each phase's loss goes to ``losses``, its logged values to ``logs``."""
+    for phase in phases:
+        if phase.due(st.step):
+            losses[phase.name], phase_logs = run_phase(phase, st, inp, ctx)
+            logs.update(phase_logs)
+            if phase.name == "G_main":
+                st.update_ema()
+    st.step += 1
 
 
 def train_gan(ctx: TrialContext) -> dict[str, Any]:
@@ -69,13 +96,10 @@ def train_gan(ctx: TrialContext) -> dict[str, Any]:
     saved = ctx.load_state()
     if saved is not None:
         st.load_state_dict(saved)
-    for net in (st.G, st.D):
-        ctx.broadcast_parameters(net)
-    phases = build_phases(
-        adv=LOSSES.get(cfg.loss), G=st.G, D=st.D, fast_G=st.fast["G"], fast_D=st.fast["D"], augment=st.augment,
-        terms=st.terms(),
-        n_dis=cfg.n_dis, reg_interval=cfg.reg_interval,
-    )
+    for net in (st.G, st.D, st.G_ema):
+        if net is not None:
+            ctx.broadcast_parameters(net)
+    phases = gan_phases(st)
     sample = sampler(st.sample_net(), cfg, device)
     z_fn = lambda n: torch.randn(n, cfg.z_dim, device=device)  # noqa: E731
 
@@ -88,14 +112,7 @@ def train_gan(ctx: TrialContext) -> dict[str, Any]:
         labels = batch["label"].to(device) if cfg.num_classes else None
         for ing in st.ingredients():
             ing.before_step(st.step)
-        inp = StepInputs(step=st.step, real=real, labels=labels, z_fn=z_fn)
-        for phase in phases:
-            if phase.due(st.step):
-                losses[phase.name], phase_logs = run_phase(phase, st, inp, ctx)
-                logs.update(phase_logs)
-                if phase.name == "G_main":
-                    st.update_ema()
-        st.step += 1
+        train_step(st, phases, StepInputs(step=st.step, real=real, labels=labels, z_fn=z_fn), ctx, losses, logs)
         window_images += real.shape[0] * ctx.world_size
         if st.step % cfg.eval_every == 0 or st.step >= cfg.steps:
             elapsed = time.perf_counter() - window_t0
