@@ -51,7 +51,20 @@ class TrialContext(Protocol):
         """Seconds spent waiting for data since the start (for throughput reports)."""
 
 
-class LocalContext:
+class SingleProcess:
+    """The data-parallel collectives of a single-process context: there is nothing to share."""
+
+    def broadcast_parameters(self, module: torch.nn.Module) -> None:
+        return None
+
+    def reduce_gradients(self, module: torch.nn.Module) -> None:
+        return None
+
+    def sync_buffers(self, module: torch.nn.Module) -> None:
+        return None
+
+
+class LocalContext(SingleProcess):
     """In-process context: an iterator of batches, in-memory checkpoints, a plain list of reports.
 
     Used by unit tests and by the bare-PyTorch side of the overhead benchmark.
@@ -88,15 +101,6 @@ class LocalContext:
                 return
             self._wait += time.perf_counter() - t0
             yield batch
-
-    def broadcast_parameters(self, module: torch.nn.Module) -> None:
-        return None
-
-    def reduce_gradients(self, module: torch.nn.Module) -> None:
-        return None
-
-    def sync_buffers(self, module: torch.nn.Module) -> None:
-        return None
 
     def evaluate(self, sample_fn: SampleFn, step: int) -> dict[str, Any]:
         if self._evaluator is None:

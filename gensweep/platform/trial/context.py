@@ -38,6 +38,7 @@ from gensweep.platform.trial.checkpoints import (
 )
 from gensweep.platform.trial.evaluation import WorkerEvaluator
 from gensweep.platform.trial.handoff import WorkerConfig
+from gensweep.trainables.context import SingleProcess
 from gensweep.trainables.errors import Diverged
 from gensweep.trainables.families import FAMILIES
 
@@ -60,7 +61,7 @@ def match_torch_threads() -> int:
     return torch.get_num_threads()
 
 
-class PlatformContext:
+class PlatformContext(SingleProcess):
     """Data, evaluation, sample grids and checkpoint files; subclasses report and load state."""
 
     rank: int = 0
@@ -96,16 +97,6 @@ class PlatformContext:
 
     def loader_wait_s(self) -> float:
         return self._loader.wait_s
-
-    # -- data parallel (single process: nothing to do) -------------------------------
-    def broadcast_parameters(self, module: torch.nn.Module) -> None:
-        return None
-
-    def reduce_gradients(self, module: torch.nn.Module) -> None:
-        return None
-
-    def sync_buffers(self, module: torch.nn.Module) -> None:
-        return None
 
     # -- evaluation, artifacts ---------------------------------------------------------
     def evaluate(self, sample_fn, step: int) -> dict[str, Any]:

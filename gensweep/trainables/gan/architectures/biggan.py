@@ -15,17 +15,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from gensweep.trainables.gan.architectures.base import (
-    ARCHITECTURES,
-    ArchSpec,
-    Discriminator,
-    Generator,
-    attention_level,
-    start_resolution,
+    ARCHITECTURES, ArchSpec, Discriminator, Generator, attention_level, start_resolution,
 )
 from gensweep.trainables.gan.architectures.layers import (
-    CondBatchNorm,
-    ResBlockUp,
-    SelfAttention,
+    CondBatchNorm, ResBlockUp, SelfAttention,
 )
 from gensweep.trainables.gan.architectures.resnet import ResNetTrunk
 

@@ -15,18 +15,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from gensweep.trainables.gan.architectures.base import (
-    ARCHITECTURES,
-    ArchSpec,
-    Discriminator,
-    Generator,
-    Trunk,
-    attention_level,
-    start_resolution,
+    ARCHITECTURES, ArchSpec, Discriminator, Generator, Trunk, attention_level, start_resolution,
 )
 from gensweep.trainables.gan.architectures.layers import (
-    CondBatchNorm,
-    SelfAttention,
-    SkipExcitation,
+    CondBatchNorm, SelfAttention, SkipExcitation,
 )
 from gensweep.trainables.gan.terms import StepView, Term
 

@@ -11,19 +11,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from gensweep.trainables.gan.architectures.base import (
-    ARCHITECTURES,
-    ArchSpec,
-    Discriminator,
-    Generator,
-    Trunk,
-    attention_level,
-    start_resolution,
+    ARCHITECTURES, ArchSpec, Discriminator, Generator, Trunk, attention_level, start_resolution,
 )
 from gensweep.trainables.gan.architectures.layers import (
-    CondBatchNorm,
-    ResBlockDown,
-    ResBlockUp,
-    SelfAttention,
+    CondBatchNorm, ResBlockDown, ResBlockUp, SelfAttention,
 )
 
 Tensor = torch.Tensor

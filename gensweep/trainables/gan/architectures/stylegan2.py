@@ -22,21 +22,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from gensweep.trainables.gan.architectures.base import (
-    ARCHITECTURES,
-    ArchSpec,
-    Discriminator,
-    Generator,
-    Trunk,
-    attention_level,
-    start_resolution,
+    ARCHITECTURES, ArchSpec, Discriminator, Generator, Trunk, attention_level, start_resolution,
 )
 from gensweep.trainables.gan.architectures.layers import SelfAttention
 from gensweep.trainables.gan.architectures.style_layers import (
-    EqConv2d,
-    EqLinear,
-    MinibatchStd,
-    ModulatedConv2d,
-    normalize_2nd_moment,
+    EqConv2d, EqLinear, MinibatchStd, ModulatedConv2d, normalize_2nd_moment,
 )
 
 Tensor = torch.Tensor
