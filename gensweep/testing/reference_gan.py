@@ -42,8 +42,12 @@ def _logits() -> tuple[np.ndarray, np.ndarray]:
     return rng.uniform(-3, 3, 9), rng.uniform(-3, 3, 9)  # both sides of every hinge / target
 
 
-def _loss_case(d_ref: Callable, g_ref: Callable) -> Callable[[str, object], None]:
+def _loss_case(d_ref: Callable, g_ref: Callable, *, relativistic: bool = False, critic: bool = False) -> Callable[[str, object], None]:
+    """D and G losses against the formulas; G sees the real logits only if relativistic; only a
+    critic's loss (WGAN) asks for a Lipschitz D."""
+
     def check(name: str, loss) -> None:
+        assert (loss.g_uses_real, loss.needs_lipschitz) == (relativistic, critic), name
         r, f = _logits()
         rt, ft = torch.tensor(r, dtype=torch.float32), torch.tensor(f, dtype=torch.float32)
         close(loss.d(rt, ft), d_ref(r, f))
@@ -64,10 +68,10 @@ LOSS_CASES: dict[str, Callable] = {
     "ns": _loss_case(lambda r, f: softplus(-r).mean() + softplus(f).mean(), lambda r, f: softplus(-f).mean()),
     "minimax": _loss_case(lambda r, f: softplus(-r).mean() + softplus(f).mean(), lambda r, f: -softplus(f).mean()),
     "hinge": _loss_case(lambda r, f: np.maximum(0, 1 - r).mean() + np.maximum(0, 1 + f).mean(), lambda r, f: -f.mean()),
-    "wgan": _loss_case(lambda r, f: f.mean() - r.mean(), lambda r, f: -f.mean()),
+    "wgan": _loss_case(lambda r, f: f.mean() - r.mean(), lambda r, f: -f.mean(), critic=True),
     "lsgan": _loss_case(lambda r, f: 0.5 * ((r - 1) ** 2).mean() + 0.5 * (f**2).mean(), lambda r, f: 0.5 * ((f - 1) ** 2).mean()),
-    "rpgan": _loss_case(lambda r, f: softplus(-(r - f)).mean(), lambda r, f: softplus(-(f - r)).mean()),
-    "ragan": _loss_case(_ragan_d, _ragan_g),
+    "rpgan": _loss_case(lambda r, f: softplus(-(r - f)).mean(), lambda r, f: softplus(-(f - r)).mean(), relativistic=True),
+    "ragan": _loss_case(_ragan_d, _ragan_g, relativistic=True),
 }
 
 
