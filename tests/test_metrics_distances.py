@@ -183,3 +183,18 @@ def test_inception_score_input_checks_and_default_splits():
         inception_score(logits[:, 0], splits=2)  # 1-D logits, however many
     with pytest.raises(ValueError, match=r"N >= splits=10; got \(3, 4\)"):
         inception_score(logits[:3])
+
+
+def test_precision_recall_input_checks_and_default_k():
+    rng = np.random.default_rng(1)
+    a, b = rng.normal(size=(12, 2)), rng.normal(size=(10, 2)) + 0.5
+    line, far = np.arange(5.0)[:, None], np.array([[-3.5], [50], [51], [52], [53]])
+    # the ball around 0 reaches its 3rd nearest neighbour (3), not its 4th (4): -3.5 stays outside
+    assert precision_recall(line, far) == precision_recall(line, far, k=3) == (0.0, 1.0)
+    assert precision_recall(line, far, k=4)[0] == 0.2
+    with pytest.raises(ValueError, match="feature dims differ: 2 vs 3"):
+        precision_recall(a, rng.normal(size=(10, 3)))
+    for real, fake in ((a[:3], b), (a, b[:3])):  # either set with only k samples
+        with pytest.raises(ValueError, match=rf"more than k=3 samples per set; got {len(real)} and {len(fake)}"):
+            precision_recall(real, fake)
+    assert precision_recall(a[:4], b[:4])  # k + 1 samples each is enough
