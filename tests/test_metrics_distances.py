@@ -165,3 +165,36 @@ def test_inception_score_uniform_one_hot_and_constant():
     assert mean == pytest.approx(10.0, rel=1e-6) and std < 1e-6
     mean, std = inception_score(np.tile(np.random.default_rng(8).standard_normal(10), (1000, 1)), splits=10)
     assert mean == pytest.approx(1.0, abs=1e-9)
+
+
+def test_knn_radii_keep_float64_precision():
+    # real points 0 and x = 1 + 2^-30 (k = 1): the ball around 0 reaches exactly x^2, which float32
+    # would round down to 1, leaving the fake point -x (at distance^2 x^2 from 0) outside
+    x = 1.0 + 2.0**-30
+    precision, _ = precision_recall(np.array([[0.0], [x]]), np.array([[-x], [100.0]]), k=1)
+    assert precision == 0.5
+
+
+def test_inception_score_input_checks_and_default_splits():
+    logits = np.random.default_rng(0).normal(size=(20, 4))
+    assert inception_score(logits) == inception_score(logits, splits=10)
+    assert inception_score(logits[:3], splits=3) == pytest.approx((1.0, 0.0))  # as many samples as splits: one each
+    with pytest.raises(ValueError, match=r"N >= splits=2; got \(20,\)"):
+        inception_score(logits[:, 0], splits=2)  # 1-D logits, however many
+    with pytest.raises(ValueError, match=r"N >= splits=10; got \(3, 4\)"):
+        inception_score(logits[:3])
+
+
+def test_precision_recall_input_checks_and_default_k():
+    rng = np.random.default_rng(1)
+    a, b = rng.normal(size=(12, 2)), rng.normal(size=(10, 2)) + 0.5
+    line, far = np.arange(5.0)[:, None], np.array([[-3.5], [50], [51], [52], [53]])
+    # the ball around 0 reaches its 3rd nearest neighbour (3), not its 4th (4): -3.5 stays outside
+    assert precision_recall(line, far) == precision_recall(line, far, k=3) == (0.0, 1.0)
+    assert precision_recall(line, far, k=4)[0] == 0.2
+    with pytest.raises(ValueError, match="feature dims differ: 2 vs 3"):
+        precision_recall(a, rng.normal(size=(10, 3)))
+    for real, fake in ((a[:3], b), (a, b[:3])):  # either set with only k samples
+        with pytest.raises(ValueError, match=rf"more than k=3 samples per set; got {len(real)} and {len(fake)}"):
+            precision_recall(real, fake)
+    assert precision_recall(a[:4], b[:4])  # k + 1 samples each is enough

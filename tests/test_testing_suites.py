@@ -203,3 +203,42 @@ def test_gan_suite_passes_a_good_component_and_fails_broken_ones(pytester, monke
     assert not any("toy-softplus" in i for i in ids), ids
     # both losses' shape tests, the good loss's directions, and the catalog entry of all four toys
     assert passed == 2 + 1 + 4
+
+
+# ----------------------------------------------------------------------------- reference values
+
+
+def toy_hinge_d(r, f):
+    return F.relu(1.0 - r).mean() + F.relu(1.0 + f).mean()
+
+
+def toy_margin2_d(r, f):
+    """The hinge loss with margin 2: right directions, wrong values."""
+    return F.relu(2.0 - r).mean() + F.relu(2.0 + f).mean()
+
+
+def toy_hinge_g(r, f):
+    return -f.mean()
+
+
+REFERENCE_SUITE = """
+from gensweep.testing.reference import REFERENCE_CASES, ReferenceSuite
+from gensweep.testing.reference_gan import LOSS_CASES
+from gensweep.trainables.gan.losses import LOSSES, AdversarialLoss
+from tests.test_testing_suites import TOY_REF, toy_hinge_d, toy_hinge_g, toy_margin2_d
+
+LOSSES.register("toy-hinge", ref=TOY_REF)(AdversarialLoss(d=toy_hinge_d, g=toy_hinge_g))
+LOSSES.register("toy-margin2", ref=TOY_REF)(AdversarialLoss(d=toy_margin2_d, g=toy_hinge_g))
+LOSSES.register("toy-uncased", ref=TOY_REF)(AdversarialLoss(d=toy_hinge_d, g=toy_hinge_g))
+
+class TestToys(ReferenceSuite):
+    cases = {**REFERENCE_CASES, "loss": {**LOSS_CASES, "toy-hinge": LOSS_CASES["hinge"], "toy-margin2": LOSS_CASES["hinge"]}}
+    only = {"loss": ["toy-hinge", "toy-margin2", "toy-uncased"]}
+"""
+
+
+def test_reference_suite_fails_a_wrong_value_and_a_component_without_a_case(pytester, monkeypatch):
+    failed, ids, passed = run_suite(pytester, monkeypatch, REFERENCE_SUITE)
+    assert failed == Counter({"test_reference_value": 2}), ids
+    assert sorted(i.split("[")[1] for i in ids) == ["loss=toy-margin2]", "loss=toy-uncased]"], ids
+    assert passed == 1  # toy-hinge (the EMA checks skip: not registry components)

@@ -66,9 +66,7 @@ class ResourcesConfig(_Strict):
 
     @model_validator(mode="after")
     def _inline_is_single_worker(self):
-        if self.launcher == "inline" and self.workers != 1:
-            raise ValueError(f"launcher: 'inline' runs one worker; resources.workers is {self.workers}")
-        return self
+        return check_inline_single_worker(self)
 
     @property
     def trial_launcher(self) -> Literal["train", "inline"]:
@@ -88,6 +86,13 @@ class ResourcesConfig(_Strict):
         worker, so ``max_failures`` applies there; a train trial's restarts are Train's (of the worker
         group, inside the trial), and Tune's stay 0 so that a failure is not retried twice over."""
         return self.max_failures if self.inline else 0
+
+
+def check_inline_single_worker(resources: ResourcesConfig) -> ResourcesConfig:
+    """The inline launcher runs one worker (validators delegate to plain functions, which mutmut can mutate)."""
+    if resources.launcher == "inline" and resources.workers != 1:
+        raise ValueError(f"launcher: 'inline' runs one worker; resources.workers is {resources.workers}")
+    return resources
 
 
 class StorageConfig(_Strict):
@@ -166,20 +171,24 @@ class EvalConfig(_Strict):
     @field_validator("ladder")
     @classmethod
     def _ascending_ladder(cls, rungs: list[LadderRung], info: ValidationInfo) -> list[LadderRung]:
-        for i in range(1, len(rungs)):
-            prev, rung = rungs[i - 1], rungs[i]
-            if rung.until_step <= prev.until_step:
-                raise ValueError(f"rung {i}: until_step {rung.until_step} must be greater than rung {i - 1}'s"
-                                 f" {prev.until_step} (rungs ascend in step)")
-            if rung.num_samples <= prev.num_samples:
-                raise ValueError(f"rung {i}: num_samples {rung.num_samples} must be greater than rung {i - 1}'s"
-                                 f" {prev.num_samples} (later evaluations use more samples)")
-        full = info.data.get("num_samples")  # absent when num_samples itself failed validation
-        for i, rung in enumerate(rungs):
-            if full is not None and rung.num_samples >= full:
-                raise ValueError(f"rung {i}: num_samples {rung.num_samples} must be below eval.num_samples {full}"
-                                 " (the full N, used after the last rung)")
-        return rungs
+        return check_ladder(rungs, info.data.get("num_samples"))  # absent when num_samples itself failed
+
+
+def check_ladder(rungs: list[LadderRung], full: int | None) -> list[LadderRung]:
+    """Rungs ascend in step and in samples, all below the full ``num_samples`` (None: not checked)."""
+    for i in range(1, len(rungs)):
+        prev, rung = rungs[i - 1], rungs[i]
+        if rung.until_step <= prev.until_step:
+            raise ValueError(f"rung {i}: until_step {rung.until_step} must be greater than rung {i - 1}'s"
+                             f" {prev.until_step} (rungs ascend in step)")
+        if rung.num_samples <= prev.num_samples:
+            raise ValueError(f"rung {i}: num_samples {rung.num_samples} must be greater than rung {i - 1}'s"
+                             f" {prev.num_samples} (later evaluations use more samples)")
+    for i, rung in enumerate(rungs):
+        if full is not None and rung.num_samples >= full:
+            raise ValueError(f"rung {i}: num_samples {rung.num_samples} must be below eval.num_samples {full}"
+                             " (the full N, used after the last rung)")
+    return rungs
 
 
 class ResultsConfig(_Strict):
@@ -208,46 +217,11 @@ class ExperimentSpec(_Strict):
     @field_validator("space", mode="before")
     @classmethod
     def _load_space(cls, v: Any) -> Any:
-        if isinstance(v, str):
-            return {"params": search_spaces.load(v)["params"]}
-        if isinstance(v, dict) and "params" not in v:
-            return {"params": v}
-        return v
+        return load_space(v)
 
     @model_validator(mode="after")
     def _check_against_family(self):
-        cfg_model = FAMILIES.get(self.family).config
-        fields = set(cfg_model.model_fields)
-        for key in self.trainable:
-            if key not in fields:
-                raise ValueError(f"trainable.{key}: unknown setting for family {self.family!r}; allowed: {', '.join(sorted(fields))}")
-        for key in self.space.params:
-            if key not in fields:
-                raise ValueError(f"space.{key}: unknown parameter for family {self.family!r}; allowed: {', '.join(sorted(fields))}")
-            if key in self.trainable:
-                raise ValueError(f"space.{key}: also fixed in trainable.{key}; a setting is either fixed or searched")
-        base = self.trial_defaults()
-        _validate_config(cfg_model, base, "trainable")
-        for key, p in self.space.params.items():
-            if isinstance(p, (Categorical, Integer)):
-                levels = p.grid()
-            else:
-                levels = [p.low, p.high]
-            for level in levels:
-                _validate_config(cfg_model, {**base, key: level}, f"space.{key}", level)
-        if self.search.algorithm == "grid":
-            try:
-                self.space.grid()
-            except ValueError as e:
-                raise ValueError(f"search.algorithm: grid: {e}") from None
-            if not self.feasible_cells(self.space.grid())[0]:
-                raise ValueError("space: every grid cell breaks a combination rule of family " + repr(self.family))
-            if self.scheduler.kind != "none":
-                raise ValueError(
-                    f"scheduler.kind: {self.scheduler.kind!r} stops cells early, but a factorial grid gives every"
-                    " cell the same budget; use 'none'"
-                )
-        return self
+        return check_against_family(self)
 
     @model_validator(mode="after")
     def _seed_is_the_replicate_axis(self):
@@ -308,6 +282,52 @@ class ExperimentSpec(_Strict):
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
+
+
+def load_space(v: Any) -> Any:
+    """``space`` as a file name of :mod:`gensweep.search_spaces`, a bare ``{param: ...}`` or ``{"params": ...}``."""
+    if isinstance(v, str):
+        return {"params": search_spaces.load(v)["params"]}
+    if isinstance(v, dict) and "params" not in v:
+        return {"params": v}
+    return v
+
+
+def check_against_family(spec: ExperimentSpec) -> ExperimentSpec:
+    """Every fixed and searched setting is a field of the family's config, valid at every level, and a
+    grid has at least one feasible cell."""
+    cfg_model = FAMILIES.get(spec.family).config
+    fields = set(cfg_model.model_fields)
+    for key in spec.trainable:
+        if key not in fields:
+            raise ValueError(f"trainable.{key}: unknown setting for family {spec.family!r}; allowed: {', '.join(sorted(fields))}")
+    for key in spec.space.params:
+        if key not in fields:
+            raise ValueError(f"space.{key}: unknown parameter for family {spec.family!r}; allowed: {', '.join(sorted(fields))}")
+        if key in spec.trainable:
+            raise ValueError(f"space.{key}: also fixed in trainable.{key}; a setting is either fixed or searched")
+    base = spec.trial_defaults()
+    _validate_config(cfg_model, base, "trainable")
+    for key, p in spec.space.params.items():
+        if isinstance(p, (Categorical, Integer)):
+            levels = p.grid()
+        else:
+            levels = [p.low, p.high]
+        for level in levels:
+            _validate_config(cfg_model, {**base, key: level}, f"space.{key}", level)
+    if spec.search.algorithm == "grid":
+        try:
+            spec.space.grid()
+        except ValueError as e:
+            raise ValueError(f"search.algorithm: grid: {e}") from None
+        if not spec.feasible_cells(spec.space.grid())[0]:
+            raise ValueError("space: every grid cell breaks a combination rule of family " + repr(spec.family))
+        if spec.scheduler.kind != "none":
+            raise ValueError(
+                f"scheduler.kind: {spec.scheduler.kind!r} stops cells early, but a factorial grid gives every"
+                " cell the same budget; use 'none'"
+            )
+    return spec
 
 
 class SpecError(ValueError):

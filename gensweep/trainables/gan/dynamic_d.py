@@ -22,13 +22,23 @@ from gensweep.trainables.registry import Registry
 Schedule = Callable[[float, float], float]  # (progress in [0, 1], minimum fraction) -> active fraction
 DYNAMIC_D: Registry[Schedule] = Registry("D capacity schedule")
 
-DYNAMIC_D.register("none", ref="fixed discriminator capacity (baseline)")(lambda t, m: 1.0)
-DYNAMIC_D.register("grow", ref="Yang et al. 2022, Improving GANs with A Dynamic Discriminator (increasing capacity)")(
-    lambda t, m: m + (1.0 - m) * t
-)
-DYNAMIC_D.register("shrink", ref="Yang et al. 2022, Improving GANs with A Dynamic Discriminator (decreasing capacity)")(
-    lambda t, m: 1.0 - (1.0 - m) * t
-)
+
+
+@DYNAMIC_D.register("none", ref="fixed discriminator capacity (baseline)")
+def full_capacity(t: float, m: float) -> float:
+    return 1.0
+
+
+@DYNAMIC_D.register("grow", ref="Yang et al. 2022, Improving GANs with A Dynamic Discriminator (increasing capacity)")
+def growing_capacity(t: float, m: float) -> float:
+    """From the minimum fraction ``m`` at the start to full capacity at the end."""
+    return m + (1.0 - m) * t
+
+
+@DYNAMIC_D.register("shrink", ref="Yang et al. 2022, Improving GANs with A Dynamic Discriminator (decreasing capacity)")
+def shrinking_capacity(t: float, m: float) -> float:
+    """From full capacity at the start to the minimum fraction ``m`` at the end."""
+    return 1.0 - (1.0 - m) * t
 
 
 def kept_channels(channels: int, fraction: float) -> int:

@@ -91,6 +91,14 @@ def consistency(v: StepView, x: Tensor) -> Tensor:
     return logit_gap(v, x, flip_translate(x))
 
 
+def real_consistency(v: StepView) -> Tensor:
+    return consistency(v, v.real.detach())
+
+
+def fake_consistency(v: StepView) -> Tensor:
+    return consistency(v, v.fake.detach())
+
+
 @REGULARIZERS.register("cr", ref="Zhang et al. 2020, Consistency Regularization for Generative Adversarial Networks")
 class CR(Regularizer):
     """Consistency on real images only; added to D_main."""
@@ -98,7 +106,7 @@ class CR(Regularizer):
     default_weight = 10.0
 
     def terms(self) -> list[Term]:
-        return [Term("cr", "D_main", lambda v: consistency(v, v.real.detach()), self.weight)]
+        return [Term("cr", "D_main", real_consistency, self.weight)]
 
 
 @REGULARIZERS.register("bcr", ref="Zhao et al. 2021, Improved Consistency Regularization for GANs (balanced CR)")
@@ -109,8 +117,8 @@ class BCR(Regularizer):
 
     def terms(self) -> list[Term]:
         return [
-            Term("bcr_real", "D_main", lambda v: consistency(v, v.real.detach()), self.weight),
-            Term("bcr_fake", "D_main", lambda v: consistency(v, v.fake.detach()), self.weight),
+            Term("bcr_real", "D_main", real_consistency, self.weight),
+            Term("bcr_fake", "D_main", fake_consistency, self.weight),
         ]
 
 

@@ -90,8 +90,11 @@ class GradientPenalty(Regularizer):
     def penalty(self, slopes: Tensor) -> Tensor:
         return ((slopes - 1.0) ** 2).mean()
 
+    def value(self, v: StepView) -> Tensor:
+        return self.penalty(grad_norm(v, self.points(v)))
+
     def terms(self) -> list[Term]:
-        return [Term(self.term_name, "D_reg", lambda v: self.penalty(grad_norm(v, self.points(v))), self.weight)]
+        return [Term(self.term_name, "D_reg", self.value, self.weight)]
 
 
 @REGULARIZERS.register("lp", ref="Petzka et al. 2018, On the regularization of Wasserstein GANs (Lipschitz penalty, WGAN-LP)")
