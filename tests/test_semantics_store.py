@@ -45,11 +45,6 @@ def test_compacting_one_experiment_leaves_the_other_untouched(store):
     assert sorted(store.read("metrics", "a")["step"]) == [0, 1, 2, 3, 4]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "defect found by this test: written_at keeps the zone it was given, parts with different zones "
-    "fail to concatenate, the column falls back to text and dedupe orders the text, so 13:00+02:00 "
-    "(11:00 UTC) beats 12:00 UTC; gensweep/platform/results/ is being reworked on another branch, "
-    "which should store written_at in UTC and drop this mark"))
 def test_a_naive_written_at_is_utc_and_zones_compare_as_instants(store):
     # the same row twice: naive 12:00 (read as UTC) and 13:00+02:00 (11:00 UTC), written after it
     store.write("metrics", rows("a", [0], fid=1.0), written_at=dt.datetime(2024, 5, 1, 12, 0))
