@@ -273,6 +273,7 @@ def test_a_run_resumed_from_its_final_checkpoint_reports_that_result_again():
         def __init__(self):  # no data or evaluator needed to end a loop
             self.t0, self.started_at, self.sent = 0.0, 0.0, []
             self._resumed_from, self._resumed_report, self._reported = None, None, False
+            self._fid_floor = None  # the reference statistics' floor, from the eval runtime
 
         def _report(self, metrics, checkpoint_dir):
             self.sent.append(metrics)
