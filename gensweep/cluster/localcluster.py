@@ -83,8 +83,11 @@ class LocalCluster:
         return env
 
     # -- nodes ------------------------------------------------------------------------------
-    def _common_args(self, num_cpus: float, resources: Optional[Mapping[str, float]]) -> list[str]:
-        agent, agent_grpc, runtime_env, metrics, node_manager, object_manager = free_ports(6)
+    def _common_args(self, num_cpus: float, resources: Optional[Mapping[str, float]],
+                     ports: Optional[list[int]] = None) -> list[str]:
+        """``ray start`` arguments every node takes; ``ports``: six free ports drawn together with
+        the caller's own (ports drawn in separate calls may repeat: the first call's are released)."""
+        agent, agent_grpc, runtime_env, metrics, node_manager, object_manager = ports or free_ports(6)
         args = [
             "--num-cpus", str(num_cpus), "--num-gpus", "0", "--disable-usage-stats",
             "--dashboard-agent-listen-port", str(agent), "--dashboard-agent-grpc-port", str(agent_grpc),
@@ -106,14 +109,14 @@ class LocalCluster:
     def start_head(self, num_cpus: float = 1, resources: Optional[Mapping[str, float]] = None) -> "LocalCluster":
         from ray._private.services import get_node_ip_address
 
-        gcs, dashboard, client = free_ports(3)
+        gcs, dashboard, client, *node_ports = free_ports(9)
         # Ray replaces a loopback node IP by the machine's address. Every process of this
         # cluster gets RAY_ADDRESS, so Ray code that looks for "the" local cluster (e.g. Train's
         # placement-group cleaner calling the state API) finds this one, not another on the machine.
         self.env["RAY_ADDRESS"] = f"{get_node_ip_address()}:{gcs}"
         self._run(["--head", "--node-ip-address", "127.0.0.1", "--port", str(gcs), "--temp-dir", self.temp_dir,
                    "--include-dashboard", "true", "--dashboard-host", "127.0.0.1", "--dashboard-port", str(dashboard),
-                   "--ray-client-server-port", str(client), *self._common_args(num_cpus, resources)])
+                   "--ray-client-server-port", str(client), *self._common_args(num_cpus, resources, node_ports)])
         self.gcs_address = (Path(self.temp_dir) / "ray_current_cluster").read_text().strip()
         self.env["RAY_ADDRESS"] = self.gcs_address
         self.dashboard_url = f"http://127.0.0.1:{dashboard}"
