@@ -13,6 +13,7 @@ from gensweep.platform.results import ResultsStore
 from gensweep.platform.sweep.runner import run_sweep
 from gensweep.platform.sweep.setup import setup_sweep
 from gensweep.platform.spec import parse_spec
+from gensweep.platform.storage.layout import RootLayout
 from gensweep.platform.trial.launch import build_trainer
 from gensweep.platform.trial.checkpoints import STATE_FILE, load_state_file
 from tests.ray_support import ray_local  # noqa: F401
@@ -55,7 +56,7 @@ def test_two_trial_sweep_writes_the_store(tmp_path, ray_local, capsys):
 
     # the resolved config is saved with each trial
     for trial_id in metrics["trial_id"].unique():
-        saved = yaml.safe_load((tmp_path / "artifacts" / "e2e-run" / trial_id / "resolved_config.yaml").read_text())
+        saved = yaml.safe_load((Path(RootLayout.of(tmp_path).trial_artifacts("e2e-run", trial_id)) / "resolved_config.yaml").read_text())
         assert saved["config"]["steps"] == 30 and saved["eval"]["backbone"] == "mnist-lenet"
         assert saved["eval"]["ladder"] == [{"until_step": 15, "num_samples": 100}]
         # launcher auto, one worker: the loop ran in the Tune trial actor, its checkpoints are Tune's
@@ -93,7 +94,7 @@ def test_random_search_runs_one_config_once_per_seed(tmp_path, ray_local):
     metrics = store.read("metrics", "reps-run")
     assert set(metrics["config_id"]) == set(trials["config_id"]) and metrics["config/lr"].nunique() == 1
     for _, trial in trials.iterrows():  # each replicate trained with its own seed
-        saved = yaml.safe_load((tmp_path / "artifacts" / "reps-run" / trial["trial_id"] / "resolved_config.yaml")
+        saved = yaml.safe_load((Path(RootLayout.of(tmp_path).trial_artifacts("reps-run", trial["trial_id"])) / "resolved_config.yaml")
                                .read_text())
         assert saved["config"]["seed"] == trial["seed"]
     # the study holds one trial for the config, valued by the mean of its replicates' FID
@@ -110,7 +111,7 @@ def test_train_launcher_runs_the_same_loop_in_a_torch_trainer(tmp_path, ray_loca
     for trial_id, rows in metrics.groupby("trial_id"):
         assert sorted(rows["step"]) == [15, 30] and all(math.isfinite(v) for v in rows["fid"])
         assert (rows["loop_time_s"] > 0).all()
-        saved = yaml.safe_load((tmp_path / "artifacts" / "train-run" / trial_id / "resolved_config.yaml").read_text())
+        saved = yaml.safe_load((Path(RootLayout.of(tmp_path).trial_artifacts("train-run", trial_id)) / "resolved_config.yaml").read_text())
         assert saved["resources"]["trial_launcher"] == "train"
         # the trial's own Train run (named after it) holds its checkpoints
         assert list((tmp_path / "ray" / f"train-run-{trial_id}").glob("checkpoint_*/state.pt"))
