@@ -23,6 +23,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from gensweep.platform.storage.local_files import publish_file
+
 from .mnist_net import (
     MNIST_WEIGHTS_PATH,
     LeNet,
@@ -94,9 +96,7 @@ def save_state(net: nn.Module, path: Path) -> str:
     path.parent.mkdir(parents=True, exist_ok=True)
     buf = io.BytesIO()
     torch.save({k: v.detach().clone().contiguous() for k, v in net.state_dict().items()}, buf)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_bytes(buf.getvalue())
-    tmp.replace(path)
+    publish_file(path, buf.getvalue())
     return sha256_file(path)
 
 

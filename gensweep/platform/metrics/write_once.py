@@ -25,6 +25,7 @@ import uuid
 from typing import Optional
 
 from gensweep.platform.storage.artifacts import STORAGE_RETRY
+from gensweep.platform.storage.local_files import publish_file
 from gensweep.platform.storage.uris import StorageOptions, fsspec_filesystem, is_local
 
 
@@ -57,8 +58,7 @@ class WriteOnceFolder:
     def write(self, name: str, data: bytes) -> None:
         """Write (or replace) ``name`` whole; readers see the old or the new object, never a part."""
         if self.local:
-            tmp = self._local_temp(name, data)
-            os.replace(tmp, self._full(name))
+            publish_file(self._full(name), data)
             return
         STORAGE_RETRY.call(lambda: self.fs.pipe_file(self._full(name), data), f"write {self.uri}/{name}")
 
@@ -67,14 +67,7 @@ class WriteOnceFolder:
 
         A write retried after a lost reply may find its own object: the content then decides."""
         if self.local:
-            tmp = self._local_temp(name, data)
-            try:
-                os.link(tmp, self._full(name))
-                return True
-            except FileExistsError:
-                return False
-            finally:
-                os.unlink(tmp)
+            return publish_file(self._full(name), data, create=True)
 
         def put() -> bool:
             try:
@@ -101,17 +94,6 @@ class WriteOnceFolder:
         except FileNotFoundError:
             return []
         return sorted(posixpath.basename(str(p).rstrip("/")) for p in found)
-
-    def _local_temp(self, name: str, data: bytes) -> str:
-        """A complete, fsynced temporary file in the folder ``name`` goes to."""
-        folder = os.path.dirname(self._full(name))
-        os.makedirs(folder, exist_ok=True)
-        tmp = os.path.join(folder, f".tmp-{uuid.uuid4().hex}")
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        return tmp
 
 
 class Lease:

@@ -10,6 +10,7 @@ from typing import Any
 import pandas as pd
 
 from gensweep.platform.results import ResultsStore
+from gensweep.platform.storage.local_files import publish_file
 
 from . import effect_sections as E
 from . import html as H
@@ -125,10 +126,7 @@ def leaderboard_csv_path(output: str) -> str:
 
 
 def _replace(path: str, text: str) -> None:
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8", newline="") as handle:
-        handle.write(text)
-    os.replace(tmp, path)
+    publish_file(path, text.encode("utf-8"), fsync=False)
 
 
 def write_report(uri: str | ResultsStore, experiment: str, output: str, **options: Any) -> str:

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import os
 import posixpath
-import uuid
 from typing import Callable
 from urllib.parse import urlsplit, urlunsplit
 
 import pyarrow.fs as pafs
 from pydantic import BaseModel, ConfigDict
+
+from .local_files import publish_file
 
 S3_SCHEMES = ("s3", "s3a")
 LOCAL_SCHEMES = ("", "file")
@@ -164,18 +165,11 @@ def read_bytes(fs: pafs.FileSystem, path: str) -> bytes:
 def write_bytes_atomic(fs: pafs.FileSystem, path: str, data: bytes) -> None:
     """Write ``data`` so that readers see either nothing or the whole object.
 
-    Local: write a temporary sibling and rename it into place. Object stores: a
-    single PUT is already atomic.
+    Local: :func:`~gensweep.platform.storage.local_files.publish_file` (a complete temporary
+    sibling renamed into place). Object stores: a single PUT is already atomic.
     """
     if isinstance(fs, pafs.LocalFileSystem):
-        tmp = f"{path}.tmp-{uuid.uuid4().hex}"
-        try:
-            with fs.open_output_stream(tmp) as f:
-                f.write(data)
-            fs.move(tmp, path)
-        finally:
-            if exists(fs, tmp):
-                fs.delete_file(tmp)
+        publish_file(path, data)
         return
     with fs.open_output_stream(path) as f:
         f.write(data)

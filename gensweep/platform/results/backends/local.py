@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import os
 import time
-import uuid
 from typing import Any
 from urllib.parse import urlsplit
+
+from gensweep.platform.storage.local_files import is_temp_name, publish_file
 
 from .base import Backend, is_hidden, register_backend
 
@@ -30,33 +31,7 @@ class LocalBackend(Backend):
         return cls(**options), os.path.abspath(os.path.expanduser(path))
 
     def write_bytes(self, path: str, data: bytes) -> None:
-        folder, name = os.path.split(path)
-        os.makedirs(folder, exist_ok=True)
-        tmp = os.path.join(folder, f".{name}.{uuid.uuid4().hex}.tmp")
-        try:
-            with open(tmp, "wb") as handle:
-                handle.write(data)
-                handle.flush()
-                if self.fsync:
-                    os.fsync(handle.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-            raise
-        if self.fsync:
-            try:  # make the rename itself durable
-                dir_fd = os.open(folder, os.O_RDONLY)
-            except OSError:
-                return
-            try:
-                os.fsync(dir_fd)
-            except OSError:
-                pass
-            finally:
-                os.close(dir_fd)
+        publish_file(path, data, fsync=self.fsync)
 
     def read_bytes(self, path: str) -> bytes:
         with open(path, "rb") as handle:
@@ -99,7 +74,7 @@ class LocalBackend(Backend):
         cutoff = time.time() - older_than_s
         for folder, _dirs, files in os.walk(root):
             for name in files:
-                if name.startswith(".") and name.endswith(".tmp"):
+                if is_temp_name(name):
                     path = os.path.join(folder, name)
                     try:
                         if os.stat(path).st_mtime < cutoff:
