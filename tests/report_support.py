@@ -15,6 +15,7 @@ import pandas as pd
 
 from gensweep.platform.report import ReportData
 from gensweep.platform.results import ResultsStore
+from gensweep.platform.spec.space import config_id
 
 EXPERIMENT = "ablation-20250301-120000"
 STEPS = (100, 200, 300, 400, 500)
@@ -84,13 +85,15 @@ def make_store(root: str, grid_dir: str, *, experiment: str = EXPERIMENT, with_c
     metrics, trials = [], []
     for i, t in enumerate(grid_trials(loss_effect, lr_effect)):
         config = {"config/loss": t["loss"], "config/lr": t["lr"], "config/seed": t["seed"]}
+        replicate_group = config_id({"loss": t["loss"], "lr": t["lr"], "seed": t["seed"]})
         for k, (step, fid) in enumerate(zip(STEPS, fid_series(t["best"], i))):
             png = write_png(os.path.join(grid_dir, t["trial_id"], f"samples_{step:06d}.png"),
                             PALETTE[i % len(PALETTE)], seed=1000 * i + k)
             metrics.append({"experiment": experiment, "trial_id": t["trial_id"], "step": step, "fid": fid,
                             "kid": fid / 1000.0, "backbone": "mnist-lenet", "eval_n": 1000,
                             "images_per_s": 500.0 + i, "sample_grid": png,
-                            "time_total_s": t["wall_time_s"] * (k + 1) / len(STEPS), **config})
+                            "time_total_s": t["wall_time_s"] * (k + 1) / len(STEPS), "config_id": replicate_group,
+                            **config})
         row = {"experiment": experiment, "trial_id": t["trial_id"], "status": "completed", "reason": None,
                "wall_time_s": t["wall_time_s"], "seed": t["seed"], **config}
         if with_costs:

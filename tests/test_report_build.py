@@ -11,7 +11,9 @@ import pytest
 from gensweep.cli import main
 from gensweep.platform.report import SECTIONS, build_report
 from gensweep.platform.results import ResultsStore
-from tests.report_support import EXPERIMENT, Page as _Page, make_store
+import numpy as np
+
+from tests.report_support import EXPERIMENT, LOSS_EFFECT, LR_EFFECT, SEED_EFFECT, Page as _Page, make_store
 
 
 def _png(src: str):
@@ -60,6 +62,26 @@ def test_leaderboard_table(built):
     assert [r[1] for r in body[:3]] == ["t02", "t00", "t01"]
     assert [float(r[3]) for r in body[:3]] == [19.6, 20.0, 20.6]
     assert body[0][4] == "400"  # t02's best is at step 400, before its last evaluation
+
+
+def test_configurations_over_seeds_match_a_t_interval_computed_by_hand(built):
+    from scipy import stats
+
+    rows = built["page"].tables["replicates-table"]
+    header, body = rows[0], rows[1:]
+    assert header == ["rank", "loss", "lr", "n seeds", "mean", "95% interval", "sd", "best seed", "seeds"]
+    seeds = np.array([SEED_EFFECT[s] for s in (0, 1, 2)])
+    expected = sorted(((LOSS_EFFECT[loss] + LR_EFFECT[lr] + seeds, loss, lr) for loss in LOSS_EFFECT
+                       for lr in LR_EFFECT), key=lambda e: e[0].mean())
+    assert len(body) == 4
+    for rank, (row, (vals, loss, lr)) in enumerate(zip(body, expected), start=1):
+        low, high = stats.t.interval(0.95, df=2, loc=vals.mean(), scale=stats.sem(vals))
+        assert row[:4] == [str(rank), loss, f"{lr:.4g}", "3"]
+        assert float(row[4]) == pytest.approx(vals.mean(), rel=1e-3)
+        lo_text, hi_text = row[5].split(" to ")
+        assert float(lo_text) == pytest.approx(low, rel=1e-3) and float(hi_text) == pytest.approx(high, rel=1e-3)
+        assert float(row[6]) == pytest.approx(vals.std(ddof=1), rel=1e-3)
+        assert float(row[7]) == pytest.approx(vals.min(), rel=1e-3) and row[8] == "0, 1, 2"
 
 
 def test_factor_effects_match_hand_computation(built):

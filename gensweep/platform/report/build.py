@@ -14,13 +14,14 @@ from gensweep.platform.storage.local_files import publish_file
 
 from . import effect_sections as E
 from . import html as H
+from . import replicates as R
 from . import sections as S
 from .analysis import analyse
 from .data import ReportData, load_report_data
 from .importance import MAX_TRIALS
 from .labels import floor_text, metric_name
 
-SECTIONS = ("leaderboard", "fid-curves", "factor-effects", "coverage", "importance", "interaction", "pareto",
+SECTIONS = ("leaderboard", "replicates", "fid-curves", "factor-effects", "coverage", "importance", "interaction", "pareto",
             "samples")
 
 
@@ -55,6 +56,7 @@ def render_report(
     label = metric_name(data.metric)
     sections = [
         ("leaderboard", "Leaderboard", S.leaderboard(a, board_rows, csv_name)),
+        ("replicates", "Configurations over seeds", R.section(a)),
         ("fid-curves", f"{label} over training", S.training_curves(a, top)),
         ("factor-effects", "Per-factor effects at equal budget", E.effects(a)),
         ("coverage", "Search-space coverage", E.coverage(a)),

@@ -199,6 +199,10 @@ def load_report_data(
     elif not trials.empty and "seed" in trials.columns:
         seeds = trials.drop_duplicates("trial_id", keep="last").set_index("trial_id")["seed"]
         per_trial["seed"] = per_trial["trial_id"].map(seeds).map(native)
+    if "config_id" in metrics.columns:  # the replicate group: trials of one config, one per seed
+        groups = metrics.dropna(subset=["config_id"]).drop_duplicates("trial_id", keep="last")
+        per_trial["config_id"] = per_trial["trial_id"].map(
+            dict(zip(groups["trial_id"].astype(str), groups["config_id"].astype(str))))
     cost, cost_label, cost_note = trial_cost(trials, board, spec, workers)
     cost.index = cost.index.astype(str)
     per_trial["cost_hours"] = per_trial["trial_id"].map(cost).astype(float)

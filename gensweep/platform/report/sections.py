@@ -36,6 +36,8 @@ def leaderboard_frame(a: Analysis) -> pd.DataFrame:
         out[f] = pt[f]
     if "seed" in pt.columns:
         out["seed"] = pt["seed"]
+    if "config_id" in pt.columns:  # the replicate group (see the "Configurations over seeds" section)
+        out["config_id"] = pt["config_id"]
     out["reason"] = d.board["reason"].to_numpy() if "reason" in d.board.columns else None
     return out
 
