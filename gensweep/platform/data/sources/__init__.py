@@ -17,7 +17,7 @@ Each kind is one module here that registers itself (:func:`register_source`); a 
 more module and its import below.
 """
 from gensweep.platform.data.sources.base import UNLABELED, ArraySource, Source, SourceError
-from gensweep.platform.data.sources.registry import SOURCE_KINDS, open_source, register_source, source_kind
+from gensweep.platform.data.sources.registry import PATH_KINDS, SOURCE_KINDS, open_source, register_source, source_kind
 
 # built-in kinds, in the order ``source_kind`` tries bare specs
 from gensweep.platform.data.sources import mnist, torchvision_datasets, arrays, folder  # noqa: E402,I001  (registration)
@@ -25,6 +25,6 @@ from gensweep.platform.data.sources.folder import IMAGE_EXTENSIONS, FolderSource
 from gensweep.platform.data.sources.mnist import MNIST_DESCRIPTION
 
 __all__ = [
-    "IMAGE_EXTENSIONS", "MNIST_DESCRIPTION", "SOURCE_KINDS", "UNLABELED", "ArraySource", "FolderSource", "Source",
+    "IMAGE_EXTENSIONS", "MNIST_DESCRIPTION", "PATH_KINDS", "SOURCE_KINDS", "UNLABELED", "ArraySource", "FolderSource", "Source",
     "SourceError", "arrays", "folder", "mnist", "open_source", "register_source", "source_kind", "torchvision_datasets",
 ]

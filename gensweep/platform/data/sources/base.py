@@ -26,6 +26,8 @@ class Source(ABC):
     labels: np.ndarray
     #: optional {label: name}
     label_names: dict[int, str] | None = None
+    #: files or members found but not read (not images), as relative names; prepare reports them
+    ignored: list[str] = []
 
     @property
     def count(self) -> int:
