@@ -119,3 +119,22 @@ def source_file(spec: str, kind: str, storage: StorageOptions) -> tuple[Path | B
     except FileNotFoundError:
         raise SourceError(f"{kind} source {redact_uri(spec)!r} is not an existing object") from None
     return io.BytesIO(data), redact_uri(spec)
+
+
+def source_location(spec: str, kind: str, storage: StorageOptions) -> tuple[object, str, str]:
+    """``(fsspec filesystem, path, name for messages)`` of an existing local or ``s3://`` file or folder."""
+    import os
+
+    fs, path = fsspec_filesystem(spec, storage)
+    if is_local(spec):
+        path = os.path.realpath(path)
+        name = path
+    else:
+        name = redact_uri(spec)
+    try:
+        found = fs.exists(path)
+    except OSError as exc:
+        raise SourceError(f"{kind} source {name!r} cannot be reached: {exc}") from None
+    if not found:
+        raise SourceError(f"{kind} source {name!r} does not exist")
+    return fs, path, name
