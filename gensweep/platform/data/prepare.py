@@ -137,7 +137,8 @@ def _transform_to_spill(src: Source, spec: TargetSpec, indices: np.ndarray, rows
                           f"(e.g. {skipped[:EXAMPLES]})")
     fp = Fingerprinter(filled, spec.resolution, spec.resolution, spec.channels)
     for start in range(0, filled, rows):
-        fp.update(spill[start:start + rows], src.labels[kept[start:start + rows]])
+        end = min(start + rows, filled)
+        fp.update(spill[start:end], src.labels[kept[start:end]])
     return fp.hexdigest(), kept, skipped
 
 

@@ -75,6 +75,8 @@ def as_labels(y: np.ndarray | None, n: int, what: str) -> np.ndarray:
         raise SourceError(f"{what}: labels shaped {y.shape}, expected ({n},)")
     if y.dtype.kind not in "iu" and not (y.dtype.kind == "f" and np.all(np.mod(y, 1) == 0)):
         raise SourceError(f"{what}: labels must be integers, got dtype {y.dtype}")
+    if y.size and y.min() < UNLABELED:
+        raise SourceError(f"{what}: labels must be class indices >= 0 (or {UNLABELED}: unlabeled), found {y.min()}")
     return y.astype(np.int64)
 
 
