@@ -57,3 +57,23 @@ def test_manifest_and_cache_key_record_the_policy(tmp_path):
     assert default_uri(DataConfig(**base, resize="resize"), "/r") == default_uri(DataConfig(**base, resize="stretch"), "/r")
     assert mnist_uri("/r", 16, resize_filter="lanczos") == "/r/datasets/mnist-16-lanczos"
     assert mnist_uri("/r", 16) == "/r/datasets/mnist-16"
+
+
+def test_readme_data_examples_are_valid_and_cover_every_kind():
+    import re
+    from pathlib import Path
+
+    import yaml
+
+    from gensweep.platform.data.sources import SOURCE_KINDS
+
+    section = (Path(__file__).resolve().parents[1] / "README.md").read_text().split("\n## Use your own data\n")[1]
+    section = section.split("\n## ", 1)[0]
+    block = section.split("```yaml\n", 1)[1].split("```", 1)[0]
+    examples = [yaml.safe_load(line)["data"] for line in block.splitlines() if line.strip()]
+    assert len(examples) >= 10
+    for example in examples:
+        DataConfig(**example)
+    kinds = {re.sub(r"[`:].*|`", "", row.split("|")[1].strip().strip("`")) for row in section.splitlines()
+             if row.startswith("| ") and not row.startswith("| kind")}
+    assert set(SOURCE_KINDS) - {"npy", "npz"} <= kinds | {"torchvision"}, kinds
