@@ -3,6 +3,7 @@ a truncated PNG ending in a traceback, and a conditional model on unlabeled data
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import ray
 import yaml
 from PIL import Image
@@ -59,4 +60,31 @@ def test_conditional_model_on_unlabeled_folder_is_refused_before_ray(tmp_path, c
     err = capsys.readouterr().err
     assert rc == 2, err
     assert "trainable.num_classes" in err and "unlabeled" in err
+    assert not ray.is_initialized()
+
+
+def _zero_byte_npz(tmp_path):
+    (tmp_path / "empty.npz").write_bytes(b"")
+    return str(tmp_path / "empty.npz"), "empty.npz"
+
+
+def _truncated_png_folder(tmp_path):
+    src = tmp_path / "imgs"
+    src.mkdir()
+    _truncated_png(src / "broken.png")
+    Image.fromarray(np.zeros((16, 16, 3), dtype=np.uint8)).save(src / "good.png")
+    return str(src), "broken.png"
+
+
+@pytest.mark.parametrize("make", [_zero_byte_npz, _truncated_png_folder], ids=["zero-byte-npz", "truncated-png"])
+def test_unreadable_data_stops_gensweep_run_cleanly(make, tmp_path, capsys):
+    source, name = make(tmp_path)
+    spec = {"name": "bad-data", "trainable": {"steps": 2, "eval_every": 2, "width": 8, "batch_size": 4, "num_classes": 0},
+            "search": {"algorithm": "random", "num_trials": 1}, "scheduler": {"kind": "none"},
+            "data": {"source": source, "resolution": 16, "channels": 3}, "results": {"root": str(tmp_path / "r")}}
+    (tmp_path / "spec.yaml").write_text(yaml.safe_dump(spec))
+    rc = cli_main(["run", str(tmp_path / "spec.yaml"), "--num-cpus", "2"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "Traceback" not in err
+    assert "data.source" in err and name in err
     assert not ray.is_initialized()
