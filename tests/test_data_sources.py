@@ -9,6 +9,7 @@ import tarfile
 import boto3
 import numpy as np
 import pytest
+from PIL import Image
 
 from gensweep.platform.data import SourceError, load_manifest, open_source, prepare, read_arrays
 from gensweep.platform.data.sources import source_kind
@@ -143,3 +144,19 @@ def test_every_kind_from_a_bucket_matches_local(s3_bucket, tmp_path):
     assert load_manifest(f"s3://{s3_bucket}/prepared/wds").count == 4
     with pytest.raises(SourceError, match="does not exist"):
         open_source(f"hf:s3://{s3_bucket}/raw/missing.parquet")
+
+
+def test_hugging_face_rows_with_a_path_instead_of_bytes(tmp_path):
+    import pyarrow as pa
+
+    x = rgb_images(2, seed=6)
+    (tmp_path / "ds" / "images").mkdir(parents=True)
+    Image.fromarray(x[0]).save(tmp_path / "ds" / "images" / "0.png")
+    struct = pa.struct([("bytes", pa.binary()), ("path", pa.string())])
+    col = pa.array([{"bytes": None, "path": "images/0.png"}, {"bytes": None, "path": "images/missing.png"}], type=struct)
+    write_parquet(pa.table({"image": col, "label": [0, 1]}), tmp_path / "ds" / "train.parquet")
+    m = prepare(str(tmp_path / "ds"), str(tmp_path / "out"), bad_records="skip")
+    assert m.count == 1 and m.skipped_records == 1 and m.skipped_examples == ["train.parquet[1]"]
+    got_x, got_y = _records(str(tmp_path / "out"))
+    np.testing.assert_array_equal(got_x[0], x[0])
+    assert got_y.tolist() == [0]
