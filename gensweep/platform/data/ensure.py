@@ -23,7 +23,8 @@ def storage_of(data) -> StorageOptions:
 
 def default_uri(data, root: str) -> str:
     base = re.sub(r"[^A-Za-z0-9]+", "-", data.source.rsplit("/", 1)[-1]).strip("-").lower() or "data"
-    opts = f"{data.source}|{data.resolution}|{data.channels}|{data.resize}|{data.fraction}|{data.seed}"
+    opts = (f"{data.source}|{data.resolution}|{data.channels}|{data.resize}|{data.resize_filter}|{data.fraction}"
+            f"|{data.seed}")
     return RootLayout(root).dataset(f"{base}-{data.resolution}px-{hashlib.sha256(opts.encode()).hexdigest()[:8]}")
 
 
@@ -36,10 +37,12 @@ def ensure_dataset(data, root: str) -> str:
         except DatasetNotFoundError:
             pass
     elif data.source == "mnist" and data.fraction == 1.0:
-        return ensure_mnist(root, data.resolution, channels=data.channels, resize=data.resize, storage=storage)
+        return ensure_mnist(root, data.resolution, channels=data.channels, resize=data.resize,
+                            resize_filter=data.resize_filter, storage=storage)
     uri = data.uri or default_uri(data, root)
     kwargs = dict(resolution=data.resolution, channels=data.channels, resize=data.resize,
-                  fraction=data.fraction, seed=data.seed, storage=storage)
+                  resize_filter=data.resize_filter, fraction=data.fraction, seed=data.seed, storage=storage,
+                  bad_records=data.bad_records)
     if is_local(uri):
         fs, path = resolve(uri)
         fs.create_dir(path, recursive=True)

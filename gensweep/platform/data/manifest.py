@@ -70,6 +70,14 @@ class Manifest(BaseModel):
     permutation_seed: int | None = None
     layout: str = "HWC"
     dtype: str = "uint8"
+    #: PIL filter of every resize (None: prepared before the filter was recorded, bilinear)
+    resize_filter: str | None = None
+    #: records left out under ``bad_records: skip``, and the first few of their names
+    skipped_records: int = Field(0, ge=0)
+    skipped_examples: list[str] = Field(default_factory=list)
+    #: files (or archive members) of the source that are not images, and the first few names
+    ignored_files: int = Field(0, ge=0)
+    ignored_examples: list[str] = Field(default_factory=list)
 
     @property
     def image_shape(self) -> tuple[int, int, int]:

@@ -51,8 +51,9 @@ from gensweep.platform.data.sources import (
     SourceError,
     open_source,
 )
+from gensweep.platform.data.sources.decode import RecordError
 from gensweep.platform.data.subset import stratified_indices
-from gensweep.platform.data.transforms import RESIZE_MODES, TargetSpec, transform_images
+from gensweep.platform.data.transforms import DEFAULT_FILTER, TargetSpec, resize_mode, transform_images
 from gensweep.platform.storage.uris import (
     StorageOptions,
     exists,
@@ -68,6 +69,8 @@ log = logging.getLogger(__name__)
 SHARD_PATTERN = re.compile(r"^part-\d{5,}\.parquet$")
 LOCK_NAME = ".gensweep-prepare.lock"
 PARQUET_COMPRESSION = "zstd"
+BAD_RECORD_POLICIES = ("fail", "skip")
+EXAMPLES = 5  # names of skipped records / ignored files kept in the manifest and messages
 
 
 class DatasetExistsError(FileExistsError):
@@ -78,9 +81,9 @@ def shard_name(i: int) -> str:
     return f"part-{i:05d}.parquet"
 
 
-def target_spec(src: Source, resolution: int | None, channels: int | None, resize: str) -> TargetSpec:
-    if resize not in RESIZE_MODES:
-        raise ValueError(f"resize must be one of {RESIZE_MODES}, got {resize!r}")
+def target_spec(src: Source, resolution: int | None, channels: int | None, resize: str,
+                filter: str = DEFAULT_FILTER) -> TargetSpec:
+    resize = resize_mode(resize)
     if resolution is None:
         shape = src.native_shape
         if shape is None or shape[0] != shape[1]:
@@ -89,7 +92,7 @@ def target_spec(src: Source, resolution: int | None, channels: int | None, resiz
                 f"({'mixed sizes' if shape is None else f'{shape[0]}x{shape[1]}'}); pass resolution=..."
             )
         resolution = shape[0]
-    return TargetSpec(int(resolution), int(channels if channels is not None else src.native_channels), resize)
+    return TargetSpec(int(resolution), int(channels if channels is not None else src.native_channels), resize, filter)
 
 
 def record_permutation(count: int, seed: int) -> np.ndarray:
@@ -98,16 +101,45 @@ def record_permutation(count: int, seed: int) -> np.ndarray:
     return np.random.default_rng(int.from_bytes(digest[:8], "little")).permutation(count)
 
 
-def _transform_to_spill(src: Source, spec: TargetSpec, indices: np.ndarray, rows: int,
-                        spill: np.ndarray) -> str:
-    """Load and transform the records in source-index order into ``spill``; return the fingerprint."""
-    fp = Fingerprinter(len(indices), spec.resolution, spec.resolution, spec.channels)
+def _load_chunk(src: Source, chunk: np.ndarray, skip: bool, skipped: list[str]) -> tuple[list, np.ndarray]:
+    """The chunk's images and the indices they belong to; unreadable records raise, or are left out
+    (and named in ``skipped``) when ``skip``."""
+    try:
+        return list(src.load(chunk)), chunk
+    except RecordError as exc:
+        if not skip:
+            raise SourceError(f"{exc} (data.bad_records: skip leaves unreadable images out and counts them)") from None
+    images, kept = [], []
+    for i in chunk:  # one at a time, to tell the readable records from the others
+        try:
+            images.append(src.load(np.array([i]))[0])
+            kept.append(i)
+        except RecordError as exc:
+            skipped.append(exc.name)
+    return images, np.asarray(kept, dtype=chunk.dtype)
+
+
+def _transform_to_spill(src: Source, spec: TargetSpec, indices: np.ndarray, rows: int, spill: np.ndarray,
+                        bad_records: str) -> tuple[str, np.ndarray, list[str]]:
+    """Load and transform the records in source-index order into ``spill``; return the fingerprint, the
+    indices of the records kept (``spill[:len(kept)]``) and the names of those skipped."""
+    skipped: list[str] = []
+    kept_parts, filled = [], 0
     for start in range(0, len(indices), rows):
-        chunk = indices[start:start + rows]
-        images = transform_images(src.load(chunk), spec)
-        fp.update(images, src.labels[chunk])
-        spill[start:start + len(chunk)] = images
-    return fp.hexdigest()
+        images, kept = _load_chunk(src, indices[start:start + rows], bad_records == "skip", skipped)
+        if len(kept):
+            spill[filled:filled + len(kept)] = transform_images(images, spec)
+        kept_parts.append(kept)
+        filled += len(kept)
+    kept = np.concatenate(kept_parts) if kept_parts else indices[:0]
+    if not filled:
+        raise SourceError(f"{src.description}: none of the {len(indices)} selected images can be read "
+                          f"(e.g. {skipped[:EXAMPLES]})")
+    fp = Fingerprinter(filled, spec.resolution, spec.resolution, spec.channels)
+    for start in range(0, filled, rows):
+        end = min(start + rows, filled)
+        fp.update(spill[start:end], src.labels[kept[start:end]])
+    return fp.hexdigest(), kept, skipped
 
 
 def _dest_lock(fs, root: str):
@@ -131,32 +163,44 @@ def prepare(
     resolution: int | None = None,
     channels: int | None = None,
     resize: str = "pad",
+    resize_filter: str = DEFAULT_FILTER,
     fraction: float = 1.0,
     seed: int = 0,
     shard_rows: int = 2048,
     storage: StorageOptions | None = None,
     overwrite: bool = False,
+    bad_records: str = "fail",
 ) -> Manifest:
     """Transform ``source`` and write it as Parquet shards + manifest under ``dest``.
 
     ``resolution``/``channels`` default to the source's own (square, uniform) size and
     channel count. ``fraction < 1`` keeps a seeded, class-stratified subset (rounding
-    rule in :mod:`gensweep.platform.data.subset`). Returns the manifest.
+    rule in :mod:`gensweep.platform.data.subset`). An image that cannot be read fails the
+    preparation (``bad_records="fail"``, naming it) or is left out and counted (``"skip"``: the
+    manifest holds the count and the first few names). Returns the manifest.
     """
     if shard_rows < 1:
         raise ValueError(f"shard_rows must be >= 1, got {shard_rows}")
+    if bad_records not in BAD_RECORD_POLICIES:
+        raise ValueError(f"bad_records must be one of {BAD_RECORD_POLICIES}, got {bad_records!r}")
     src = open_source(source, storage)
     if src.count == 0:
         raise SourceError(f"{src.description}: no images")
-    spec = target_spec(src, resolution, channels, resize)
-    indices = stratified_indices(src.labels, fraction, seed)
-    order = record_permutation(len(indices), seed)  # positions into ``indices``
+    spec = target_spec(src, resolution, channels, resize, resize_filter)
+    selected = stratified_indices(src.labels, fraction, seed)
+    if src.ignored:
+        log.warning("%s: %d files are not images and were not read (e.g. %s)", src.description,
+                    len(src.ignored), ", ".join(src.ignored[:EXAMPLES]))
     fs, root = resolve(dest, storage)
 
     with _dest_lock(fs, root), tempfile.TemporaryDirectory(prefix="gensweep-prepare-") as tmp:
         spill = np.lib.format.open_memmap(os.path.join(tmp, "images.npy"), mode="w+", dtype=np.uint8,
-                                          shape=(len(indices), spec.resolution, spec.resolution, spec.channels))
-        fingerprint = _transform_to_spill(src, spec, indices, shard_rows, spill)
+                                          shape=(len(selected), spec.resolution, spec.resolution, spec.channels))
+        fingerprint, indices, skipped = _transform_to_spill(src, spec, selected, shard_rows, spill, bad_records)
+        if skipped:
+            log.warning("%s: skipped %d unreadable images (data.bad_records: skip), e.g. %s", src.description,
+                        len(skipped), ", ".join(skipped[:EXAMPLES]))
+        order = record_permutation(len(indices), seed)  # positions into ``indices``
         existing = try_load_manifest_at(fs, root)
         if existing is not None:
             if fingerprint == existing.fingerprint and existing.layout_key == ("permuted", int(seed)):
@@ -204,16 +248,23 @@ def prepare(
             resize=spec.resize,
             record_order="permuted",
             permutation_seed=int(seed),
+            resize_filter=spec.filter,
+            skipped_records=len(skipped),
+            skipped_examples=[redact_uri(n) for n in skipped[:EXAMPLES]],
+            ignored_files=len(src.ignored),
+            ignored_examples=list(src.ignored[:EXAMPLES]),
         )
         write_manifest_at(fs, root, manifest)
         log.info("prepared %d images (%s) at %s", manifest.count, manifest.short_fingerprint, redact_uri(dest))
         return manifest
 
 
-def mnist_uri(dest_root: str, resolution: int = 32, channels: int = 1, resize: str = "pad") -> str:
+def mnist_uri(dest_root: str, resolution: int = 32, channels: int = 1, resize: str = "pad",
+              resize_filter: str = DEFAULT_FILTER) -> str:
     name = f"mnist-{resolution}"
     name += "" if channels == 1 else f"-c{channels}"
     name += "" if resize == "pad" else f"-{resize}"
+    name += "" if resize_filter == DEFAULT_FILTER else f"-{resize_filter}"
     return join_uri(dest_root, "datasets", name)
 
 
@@ -223,6 +274,7 @@ def ensure_mnist(
     *,
     channels: int = 1,
     resize: str = "pad",
+    resize_filter: str = DEFAULT_FILTER,
     storage: StorageOptions | None = None,
 ) -> str:
     """Prepare the bundled MNIST digits once under ``dest_root/datasets/mnist-R`` and return the URI.
@@ -232,7 +284,10 @@ def ensure_mnist(
     the dataset serialises them and later callers find the finished manifest; on S3
     :func:`prepare` is idempotent and the manifest is written atomically last.
     """
-    uri = mnist_uri(dest_root, resolution, channels, resize)
+    resize = resize_mode(resize)
+    uri = mnist_uri(dest_root, resolution, channels, resize, resize_filter)
+    # copies from before the filter was recorded hold the same pixels where nothing was resized
+    unresized = resize == "pad" and resolution >= 28
     if is_local(dest_root):
         fs, root = resolve(uri)
         parent = os.path.dirname(root)
@@ -245,7 +300,9 @@ def ensure_mnist(
         existing = try_load_manifest_at(fs, root)
         if existing is not None and (existing.source, existing.resolution, existing.channels,
                                      existing.resize, existing.fraction, existing.layout_key) == (
-                MNIST_DESCRIPTION, resolution, channels, resize, 1.0, ("permuted", 0)):
+                MNIST_DESCRIPTION, resolution, channels, resize, 1.0, ("permuted", 0)) and (
+                existing.resize_filter == resize_filter or (existing.resize_filter is None and unresized)):
             return uri
-        prepare("mnist", uri, resolution=resolution, channels=channels, resize=resize, storage=storage)
+        prepare("mnist", uri, resolution=resolution, channels=channels, resize=resize, resize_filter=resize_filter,
+                storage=storage)
     return uri

@@ -108,16 +108,20 @@ class StorageConfig(_Strict):
 
 
 class DataConfig(_Strict):
-    source: str = Field("mnist", description="'mnist', an image folder or a .npz/.npy file (local or s3://),"
-                        " or torchvision:NAME")
+    source: str = Field("mnist", description="'mnist', torchvision:NAME, or (local or s3://) an image folder,"
+                        " .npz/.npy, CIFAR python archive, HF Parquet/Arrow or WebDataset .tar (README)")
     uri: str | None = Field(None, description="prepared dataset; default: <results.root>/datasets/<source>-<res>")
     resolution: int = Field(32, ge=4)
     channels: Literal[1, 3] = 1
-    resize: Literal["pad", "resize", "center-crop"] = "pad"
+    resize: Annotated[Literal["pad", "stretch", "center-crop"],  # 'resize': the older name of stretch
+                      BeforeValidator(lambda v: "stretch" if v == "resize" else v)] = "pad"
+    resize_filter: Literal["bicubic", "bilinear", "lanczos", "box", "hamming", "nearest"] = Field(
+        "bicubic", description="PIL filter of every resize (bicubic shrinks with antialiasing, as clean-fid argues)")
     fraction: float = Field(1.0, gt=0.0, le=1.0)
     seed: int = 0
     hflip: bool = False
-    bad_records: Literal["fail", "skip"] = "fail"
+    bad_records: Literal["fail", "skip"] = Field("fail", description="an unreadable image (prepare) or record"
+                                                 " (training): fail naming it, or skip and count it")
     max_shared_bytes: int = Field(
         2 * 1024**3, ge=0,
         description="datasets up to this decoded size (float32 pixels) are read once by the driver and shared"

@@ -130,16 +130,16 @@ def preflight(spec: ExperimentSpec, *, address: Optional[str] = None, num_cpus: 
         problems.append(f"eval.backbone: unknown backbone {spec.eval.backbone!r}; known: {', '.join(sorted(BACKBONES))}")
 
     if not spec.data.uri:
-        from gensweep.platform.data.sources import SourceError, source_kind
+        from gensweep.platform.data.sources import PATH_KINDS, SourceError, source_kind
 
         try:
             kind, arg = source_kind(spec.data.source)
         except SourceError as e:
             problems.append(f"data.source: {e}")
         else:
-            if kind in ("npz", "npy", "folder") and "://" not in arg and not os.path.exists(os.path.expanduser(arg)):
+            if kind in PATH_KINDS and "://" not in arg and not os.path.exists(os.path.expanduser(arg)):
                 problems.append(f"data.source: {arg} does not exist")
-            elif kind in ("npz", "npy", "folder") and "://" in arg and not arg.startswith("file://"):
+            elif kind in PATH_KINDS and "://" in arg and not arg.startswith("file://"):
                 msg = _storage_check("data.source", arg, spec) or _remote_source_exists(arg, spec)
                 if msg:
                     problems.append(msg)

@@ -96,7 +96,6 @@ def setup_sweep(spec: ExperimentSpec, experiment: str, address: Optional[str] = 
                 num_cpus: Optional[int] = None) -> SweepSetup:
     """Check the spec against the world, prepare the dataset and reference statistics once,
     start Ray, share the dataset."""
-    from gensweep.platform.data.ensure import ensure_dataset
     from gensweep.platform.sweep.preflight import preflight
     from gensweep.platform.trial.evaluation import prepare_reference
     from gensweep.platform.trial.launch import TrialPlan
@@ -105,7 +104,7 @@ def setup_sweep(spec: ExperimentSpec, experiment: str, address: Optional[str] = 
         print(f"[gensweep] warning: {warning}", flush=True)
     root = RootLayout.of(spec.results.root).root
     print(f"[gensweep] experiment {experiment}; results under {root}", flush=True)
-    dataset_uri = ensure_dataset(spec.data, root)
+    dataset_uri = prepared_dataset(spec, root)
     eval_runtime = prepare_reference(spec, dataset_uri, root)
     print(f"[gensweep] dataset {dataset_uri}; reference statistics {eval_runtime.refstats_key}"
           f" ({'computed' if eval_runtime.computed else 'reused'})", flush=True)
@@ -121,6 +120,25 @@ def setup_sweep(spec: ExperimentSpec, experiment: str, address: Optional[str] = 
         secrets_file=spec.data.storage.secrets_file if spec.data.storage else None,
     )
     return SweepSetup(experiment, root, plan, shared_dataset(spec, dataset_uri))
+
+
+def prepared_dataset(spec: ExperimentSpec, root: str) -> str:
+    """The spec's dataset, prepared (or found) and checked against the model's classes; a source that
+    cannot be read or labels the model cannot use raise :class:`PreflightError` (nothing started yet)."""
+    from gensweep.platform.data import DatasetExistsError, SourceError, load_manifest
+    from gensweep.platform.data.ensure import ensure_dataset, storage_of
+    from gensweep.platform.sweep.labels import label_problems
+    from gensweep.platform.sweep.preflight import PreflightError
+
+    try:
+        uri = ensure_dataset(spec.data, root)
+    except (SourceError, DatasetExistsError) as e:
+        raise PreflightError(f"cannot run this spec:\n  data.source: {e}") from None
+    manifest = load_manifest(uri, storage_of(spec.data))
+    problems = label_problems(spec, manifest.labels, manifest.source)
+    if problems:
+        raise PreflightError("cannot run this spec:\n  " + "\n  ".join(problems))
+    return uri
 
 
 def optuna_storage_for(spec: ExperimentSpec, root: str) -> Any:

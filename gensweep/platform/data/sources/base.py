@@ -26,6 +26,8 @@ class Source(ABC):
     labels: np.ndarray
     #: optional {label: name}
     label_names: dict[int, str] | None = None
+    #: files or members found but not read (not images), as relative names; prepare reports them
+    ignored: list[str] = []
 
     @property
     def count(self) -> int:
@@ -73,6 +75,8 @@ def as_labels(y: np.ndarray | None, n: int, what: str) -> np.ndarray:
         raise SourceError(f"{what}: labels shaped {y.shape}, expected ({n},)")
     if y.dtype.kind not in "iu" and not (y.dtype.kind == "f" and np.all(np.mod(y, 1) == 0)):
         raise SourceError(f"{what}: labels must be integers, got dtype {y.dtype}")
+    if y.size and y.min() < UNLABELED:
+        raise SourceError(f"{what}: labels must be class indices >= 0 (or {UNLABELED}: unlabeled), found {y.min()}")
     return y.astype(np.int64)
 
 
@@ -117,3 +121,22 @@ def source_file(spec: str, kind: str, storage: StorageOptions) -> tuple[Path | B
     except FileNotFoundError:
         raise SourceError(f"{kind} source {redact_uri(spec)!r} is not an existing object") from None
     return io.BytesIO(data), redact_uri(spec)
+
+
+def source_location(spec: str, kind: str, storage: StorageOptions) -> tuple[object, str, str]:
+    """``(fsspec filesystem, path, name for messages)`` of an existing local or ``s3://`` file or folder."""
+    import os
+
+    fs, path = fsspec_filesystem(spec, storage)
+    if is_local(spec):
+        path = os.path.realpath(path)
+        name = path
+    else:
+        name = redact_uri(spec)
+    try:
+        found = fs.exists(path)
+    except OSError as exc:
+        raise SourceError(f"{kind} source {name!r} cannot be reached: {exc}") from None
+    if not found:
+        raise SourceError(f"{kind} source {name!r} does not exist")
+    return fs, path, name

@@ -15,6 +15,8 @@ SourceFactory = Callable[[str, StorageOptions], Source]
 #: kind -> factory
 SOURCE_KINDS: dict[str, SourceFactory] = {}
 _SUFFIX_KINDS: dict[str, str] = {}
+#: kinds whose argument is a path or ``s3://`` URI (checked for existence before Ray starts)
+PATH_KINDS: set[str] = set()
 
 
 @dataclass(frozen=True)
@@ -27,10 +29,13 @@ _MATCHERS: list[_Match] = []
 
 
 def register_source(kind: str, factory: SourceFactory, *, suffixes: tuple[str, ...] = (),
-                    matches: Optional[Callable[[str], bool]] = None) -> None:
+                    matches: Optional[Callable[[str], bool]] = None, takes_path: bool = False) -> None:
     """Add a source kind usable as ``"KIND:ARG"``; ``suffixes`` (e.g. ``(".npz",)``) also pick it
-    for a bare path with that ending, ``matches`` for a bare spec it accepts (e.g. a directory)."""
+    for a bare path with that ending, ``matches`` for a bare spec it accepts (e.g. a directory);
+    ``takes_path``: its argument is a local path or ``s3://`` URI."""
     SOURCE_KINDS[kind] = factory
+    if takes_path or suffixes:
+        PATH_KINDS.add(kind)
     for suffix in suffixes:
         _SUFFIX_KINDS[suffix.lower()] = kind
     if matches is not None:
