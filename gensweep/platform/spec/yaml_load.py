@@ -15,8 +15,11 @@ where (the dotted path of the offending node, as the spec's error messages name 
 """
 from __future__ import annotations
 
+import contextlib
+import gc
 import math
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -155,6 +158,17 @@ def _check_tree(loader: _StrictLoader, root: Node) -> None:
                 stack.append((value, (name, path)))
 
 
+@contextlib.contextmanager
+def _no_gc() -> Iterator[None]:
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 def _spelled(path: Any) -> str:
     names: list[str] = []
     while path is not None:
@@ -175,7 +189,8 @@ def load_yaml_text(text: str | bytes, source: str = "<spec>") -> Any:
         root = loader.get_single_node()
         if root is None:
             return None
-        _check_tree(loader, root)
+        with _no_gc():  # the walk builds no cycles; collections over a large heap would only slow it
+            _check_tree(loader, root)
         return loader.construct_document(root)
     except YamlInputError as e:
         raise YamlInputError(f"{source}: {e}") from None
