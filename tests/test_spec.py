@@ -98,7 +98,7 @@ def test_launcher_auto_resolves_by_worker_count(resources, launcher, tmp_path, c
     path = tmp_path / "s.yaml"
     path.write_text(spec.to_yaml())
     assert load_spec(path).resources.launcher == resources.get("launcher", "auto")  # saved as given, not resolved
-    assert cli_main(["run", str(path), "--dry-run"]) == 0
+    assert cli_main(["run", str(path), "--dry-run", "--num-cpus", "8"]) == 0  # the dry run's preflight: 3 workers fit
     out = capsys.readouterr().out
     assert f"# each trial runs with launcher {launcher} (resources.launcher: {resources.get('launcher', 'auto')}," in out
     assert yaml.safe_load(out) == yaml.safe_load(spec.to_yaml())  # still one YAML document

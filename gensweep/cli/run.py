@@ -10,7 +10,8 @@ def register(sub) -> None:
     run = sub.add_parser("run", help="run a sweep (no SPEC: the embedded default MNIST GAN sweep)")
     run.add_argument("spec", nargs="?", help="experiment spec YAML")
     run.add_argument("--dry-run", action="store_true",
-                     help="print the resolved spec (and the launcher each trial resolves to) and exit")
+                     help="validate the spec, run the preflight (storage, data source, backbone, Optuna storage,"
+                     " resources) without starting Ray or creating anything, print the resolved spec and exit")
     run.add_argument("--experiment", help="experiment id (default: <spec name>-<UTC time>)")
     run.add_argument("--results-root", help="override results.root")
     add_ray(run)
@@ -28,8 +29,18 @@ def cmd_run(args: argparse.Namespace) -> int:
         print_err(str(e))
         return 2
     if args.dry_run:
+        from gensweep.platform.sweep.preflight import preflight
+
+        try:
+            warnings = preflight(spec, address=args.address, num_cpus=args.num_cpus, create=False)
+        except SpecError as e:
+            print_err(str(e))
+            return 2
         res = spec.resources
         print(spec.to_yaml(), end="")
+        for warning in warnings:
+            print(f"# warning: {warning}")
+        print("# preflight passed: storage, data source, backbone, resources (Ray not started)")
         print(f"# each trial runs with launcher {res.trial_launcher} (resources.launcher: {res.launcher},"
               f" workers: {res.workers})")
         return 0

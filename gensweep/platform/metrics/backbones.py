@@ -46,6 +46,11 @@ class Backbone(nn.Module):
     has_logits: bool = False
     protocol: str = ""
 
+    @classmethod
+    def unavailable(cls) -> str | None:
+        """Why this backbone cannot be built on this machine (e.g. weights not installed); None if it can."""
+        return None
+
     def preprocess(self, images: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
         """Map [-1, 1] NCHW images to the network's own input."""
         raise NotImplementedError

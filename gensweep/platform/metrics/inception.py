@@ -103,6 +103,14 @@ class InceptionV3TF(Backbone):
         super().__init__()
         self.net = load_inception_torchscript(path)
 
+    @classmethod
+    def unavailable(cls) -> str | None:
+        try:
+            default_inception_path()
+        except InceptionWeightsError as e:
+            return str(e)
+        return None
+
     def preprocess(self, images: torch.Tensor) -> torch.Tensor:
         x = check_images(images).to(self.device)
         x = torch.floor((x.clamp(-1.0, 1.0) + 1.0) * 127.5 + 0.5)  # uint8 values, as a saved PNG

@@ -22,12 +22,14 @@ from pydantic import (
 from gensweep import search_spaces
 from gensweep.platform.metrics.protocol import METRICS
 from gensweep.platform.metrics.refstats import REFERENCE_NAME
-from gensweep.platform.spec.space import Categorical, Integer, SearchSpace
+from gensweep.platform.spec.rules import Seed, bounded_lines, check_consistency, check_grid_size, check_ladder
+from gensweep.platform.spec.space import SearchSpace
+from gensweep.platform.spec.yaml_load import YamlInputError, load_yaml_text, read_yaml_file
 from gensweep.trainables.families import FAMILIES
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)  # no spec field means nan or inf
 
 
 class SearchConfig(_Strict):
@@ -38,7 +40,7 @@ class SearchConfig(_Strict):
         None, ge=1, description="trials at once; unset: as many as the cluster holds (never more)")
     metric: str = "fid"
     mode: Literal["min", "max"] = "min"
-    seeds: list[int] | None = Field(
+    seeds: list[Seed] | None = Field(
         None, min_length=1, description="replicate axis of every algorithm: each sampled config (or grid cell)"
         " runs once per seed, all under one config_id; unset: once, at the trainable's seed (the spec's seed)")
     optuna_storage: str | None = Field(None, description="SQLAlchemy URL for the Optuna study")
@@ -118,7 +120,7 @@ class DataConfig(_Strict):
     resize_filter: Literal["bicubic", "bilinear", "lanczos", "box", "hamming", "nearest"] = Field(
         "bicubic", description="PIL filter of every resize (bicubic shrinks with antialiasing, as clean-fid argues)")
     fraction: float = Field(1.0, gt=0.0, le=1.0)
-    seed: int = 0
+    seed: Seed = 0
     hflip: bool = False
     bad_records: Literal["fail", "skip"] = Field("fail", description="an unreadable image (prepare) or record"
                                                  " (training): fail naming it, or skip and count it")
@@ -151,13 +153,13 @@ class EvalConfig(_Strict):
     num_samples: int = Field(1000, ge=2, description="fake samples per evaluation (after the ladder: all of them)")
     ref_samples: int | None = Field(None, ge=2, description="real images for reference statistics (a seeded random"
                                     " subset, stratified by label); None: all")
-    ref_seed: int = Field(0, description="seed of the ref_samples subset (part of the reference statistics' key)")
+    ref_seed: Seed = Field(0, description="seed of the ref_samples subset (part of the reference statistics' key)")
     reference: str | None = Field(None, pattern=REFERENCE_NAME,
                                   description="name of published statistics imported with `gensweep refstats import`"
                                   " (instead of statistics of the dataset)")
     batch_size: int = Field(250, ge=1)
     metrics: list[MetricName] = Field(default_factory=lambda: ["fid"], min_length=1)
-    latent_seed: int = 1234
+    latent_seed: Seed = 1234
     ladder: list[LadderRung] = Field(
         default_factory=list,
         description="cheaper early evaluations: rungs in ascending until_step, each with fewer fake samples"
@@ -178,23 +180,6 @@ class EvalConfig(_Strict):
         return check_ladder(rungs, info.data.get("num_samples"))  # absent when num_samples itself failed
 
 
-def check_ladder(rungs: list[LadderRung], full: int | None) -> list[LadderRung]:
-    """Rungs ascend in step and in samples, all below the full ``num_samples`` (None: not checked)."""
-    for i in range(1, len(rungs)):
-        prev, rung = rungs[i - 1], rungs[i]
-        if rung.until_step <= prev.until_step:
-            raise ValueError(f"rung {i}: until_step {rung.until_step} must be greater than rung {i - 1}'s"
-                             f" {prev.until_step} (rungs ascend in step)")
-        if rung.num_samples <= prev.num_samples:
-            raise ValueError(f"rung {i}: num_samples {rung.num_samples} must be greater than rung {i - 1}'s"
-                             f" {prev.num_samples} (later evaluations use more samples)")
-    for i, rung in enumerate(rungs):
-        if full is not None and rung.num_samples >= full:
-            raise ValueError(f"rung {i}: num_samples {rung.num_samples} must be below eval.num_samples {full}"
-                             " (the full N, used after the last rung)")
-    return rungs
-
-
 class ResultsConfig(_Strict):
     root: str = Field("./gensweep_results", description="local path or s3://bucket/prefix")
 
@@ -202,7 +187,7 @@ class ResultsConfig(_Strict):
 class ExperimentSpec(_Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
     family: str = "gan"
-    seed: int = 0
+    seed: Seed = 0
     trainable: dict[str, Any] = Field(default_factory=dict, description="fixed settings of the trainable")
     space: SearchSpace = Field(default_factory=SearchSpace)
     search: SearchConfig = Field(default_factory=SearchConfig)
@@ -226,6 +211,10 @@ class ExperimentSpec(_Strict):
     @model_validator(mode="after")
     def _check_against_family(self):
         return check_against_family(self)
+
+    @model_validator(mode="after")
+    def _sections_agree(self):
+        return check_consistency(self)
 
     @model_validator(mode="after")
     def _seed_is_the_replicate_axis(self):
@@ -290,6 +279,11 @@ class ExperimentSpec(_Strict):
 
 def load_space(v: Any) -> Any:
     """``space`` as a file name of :mod:`gensweep.search_spaces`, a bare ``{param: ...}`` or ``{"params": ...}``."""
+    if isinstance(v, str) and v.endswith((".yaml", ".yml")):  # a file: read as strictly as the spec
+        doc = read_yaml_file(v, "space file")
+        if not isinstance(doc, dict) or "params" not in doc:
+            raise ValueError(f"space file {v} must be a mapping with a 'params' key")
+        return {"params": doc["params"]}
     if isinstance(v, str):
         return {"params": search_spaces.load(v)["params"]}
     if isinstance(v, dict) and "params" not in v:
@@ -313,14 +307,11 @@ def check_against_family(spec: ExperimentSpec) -> ExperimentSpec:
     base = spec.trial_defaults()
     _validate_config(cfg_model, base, "trainable")
     for key, p in spec.space.params.items():
-        if isinstance(p, (Categorical, Integer)):
-            levels = p.grid()
-        else:
-            levels = [p.low, p.high]
-        for level in levels:
+        for level in p.checked_levels():  # a long int range: its ends only (never expanded)
             _validate_config(cfg_model, {**base, key: level}, f"space.{key}", level)
     if spec.search.algorithm == "grid":
         try:
+            check_grid_size(spec)
             spec.space.grid()
         except ValueError as e:
             raise ValueError(f"search.algorithm: grid: {e}") from None
@@ -372,29 +363,26 @@ def format_errors(e: ValidationError) -> str:
     lines = []
     for err in e.errors():
         loc = ".".join(str(x) for x in err["loc"] if not str(x).startswith("function-after"))
+        loc = loc if len(loc) <= 200 else loc[:197] + "..."  # a key may be any length
         msg = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
             msg = "unknown field"
         elif err["type"] == "literal_error" and "expected" in err.get("ctx", {}):
             msg = f"must be one of {err['ctx']['expected']}"
         lines.append(f"{loc}: {msg}" if loc else msg)
-    return "invalid spec:\n  " + "\n  ".join(lines)
+    return "invalid spec:\n  " + "\n  ".join(bounded_lines(lines))
 
 
 def load_spec(path: str | Path) -> ExperimentSpec:
+    """The spec in the YAML file ``path``, read strictly and within bounds (:mod:`.yaml_load`)."""
     try:
-        text = Path(path).read_text()
-    except OSError as e:
-        raise SpecError(f"cannot read spec {path}: {e.strerror}") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        raise SpecError(f"spec {path} is not valid YAML: {e}") from None
-    return parse_spec(data)
+        return parse_spec(read_yaml_file(path, "spec"))
+    except YamlInputError as e:
+        raise SpecError(str(e)) from None
 
 
 def default_spec() -> ExperimentSpec:
     from importlib import resources
 
     text = (resources.files("gensweep.platform.spec") / "default_spec.yaml").read_text()
-    return parse_spec(yaml.safe_load(text))
+    return parse_spec(load_yaml_text(text, "the default spec"))

@@ -14,9 +14,14 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from gensweep.platform.spec.yaml_load import shorten
+
+MAX_CHOICES = 1000  # levels of one categorical parameter
+MAX_CHECKED_LEVELS = 64  # an int range with more levels is checked at its ends and next to them, not level by level
+
 
 class _Param(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     when: dict[str, list[Any]] | None = Field(
         None, description="exists only when every named parent parameter takes one of the listed values"
     )
@@ -27,12 +32,28 @@ class _Param(BaseModel):
 
 class Categorical(_Param):
     type: Literal["categorical"] = "categorical"
-    choices: list[Any] = Field(min_length=1)
+    choices: list[Any] = Field(min_length=1, max_length=MAX_CHOICES)
+
+    @field_validator("choices")
+    @classmethod
+    def _distinct(cls, choices: list[Any]) -> list[Any]:
+        seen: list[Any] = []
+        for c in choices:
+            if any(c == s and type(c) is type(s) for s in seen):
+                raise ValueError(f"{shorten(c)} is listed twice; each choice once")
+            seen.append(c)
+        return choices
 
     def suggest(self, trial, name: str) -> Any:
         return trial.suggest_categorical(name, self.choices)
 
     def grid(self) -> list[Any]:
+        return list(self.choices)
+
+    def level_count(self) -> int:
+        return len(self.choices)
+
+    def checked_levels(self) -> list[Any]:
         return list(self.choices)
 
 
@@ -55,6 +76,12 @@ class Uniform(_Param):
     def grid(self) -> list[Any]:
         raise ValueError(f"a grid needs categorical parameters; {self.type} has no finite levels")
 
+    def level_count(self) -> float:
+        return math.inf
+
+    def checked_levels(self) -> list[Any]:
+        return [self.low, self.high]
+
 
 class Integer(_Param):
     type: Literal["int"]
@@ -74,6 +101,23 @@ class Integer(_Param):
 
     def grid(self) -> list[Any]:
         return list(range(self.low, self.high + 1, self.step))
+
+    def level_count(self) -> int:
+        """Levels of the range, by arithmetic (a range is never expanded to count it)."""
+        return (self.high - self.low) // self.step + 1
+
+    def checked_levels(self) -> list[Any]:
+        """Levels a spec checks against the family: all of a short range; of a long one, the two at each
+        end (trials validate their own sampled value)."""
+        n = self.level_count()
+        if n <= MAX_CHECKED_LEVELS:
+            return self.grid()
+        return [self.low, self.low + self.step, self.low + (n - 2) * self.step, self.low + (n - 1) * self.step]
+
+    def holds(self, value: Any) -> bool:
+        """Whether ``value`` is one of the range's levels (by arithmetic)."""
+        return (isinstance(value, int) and not isinstance(value, bool) and self.low <= value <= self.high
+                and (value - self.low) % self.step == 0)
 
 
 Param = Annotated[Union[Categorical, Uniform, Integer], Field(discriminator="type")]
@@ -107,9 +151,16 @@ class SearchSpace(BaseModel):
                 if isinstance(parent_p, Categorical):
                     bad = [x for x in values if x not in parent_p.choices]
                     if bad:
-                        raise ValueError(
-                            f"params.{name}.when.{parent} lists {bad}, not among {parent}'s choices {parent_p.choices}"
-                        )
+                        raise ValueError(f"params.{name}.when.{parent} lists {shorten(bad)}, not among {parent}'s"
+                                         f" choices {shorten(parent_p.choices, 200)}")
+                elif isinstance(parent_p, Integer):
+                    bad = [x for x in values if not parent_p.holds(x)]
+                    if bad:
+                        raise ValueError(f"params.{name}.when.{parent} lists {shorten(bad)}, not levels of {parent}'s"
+                                         f" range {parent_p.low}..{parent_p.high} (step {parent_p.step})")
+                else:
+                    raise ValueError(f"params.{name}.when.{parent}: {parent} is {parent_p.type}, a continuous"
+                                     " parameter; a condition needs a categorical or int parent")
             seen.append(name)
         return self
 
@@ -134,10 +185,34 @@ class SearchSpace(BaseModel):
         return cells
 
     def size(self) -> float:
-        try:
-            return float(len(self.grid()))
-        except ValueError:
-            return math.inf
+        """Cells of the grid (inf with a continuous parameter), counted without expanding it."""
+        return float(self.grid_size(math.inf))
+
+    def grid_size(self, limit: float) -> float:
+        """Cells of the grid, or a number above ``limit`` as soon as the count passes it; counted by
+        arithmetic over the parameters that conditions name, not by expanding the grid."""
+        parents = {parent for p in self.params.values() for parent in (p.when or {})}
+        # parent values chosen so far (keyed by their reprs) -> (those values, cells sharing them)
+        states: dict[tuple, tuple[dict[str, Any], float]] = {(): ({}, 1.0)}
+        for name, p in self.params.items():
+            count = p.level_count()
+            nxt: dict[tuple, tuple[dict[str, Any], float]] = {}
+
+            def add(key: tuple, chosen: dict[str, Any], cells: float) -> None:
+                nxt[key] = (chosen, nxt.get(key, (chosen, 0.0))[1] + cells)
+
+            for key, (chosen, cells) in states.items():
+                if not p.active(chosen):
+                    add(key, chosen, cells)
+                elif name not in parents or count > limit:  # past the limit already: parents need not split
+                    add(key, chosen, cells * count)
+                else:
+                    for level in p.grid():
+                        add(key + ((name, repr(level)),), {**chosen, name: level}, cells)
+                if len(nxt) > limit:  # every state is at least one cell
+                    return limit + 1
+            states = nxt
+        return sum(cells for _, cells in states.values())
 
     def choices_of(self, name: str) -> list[Any]:
         p = self.params[name]

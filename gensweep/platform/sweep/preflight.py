@@ -1,5 +1,6 @@
 """Checks of a valid spec against the world, before Ray starts: storage reachable and writable,
-data source present, backbone known, resources that a local Ray instance can hold.
+data source present, backbone known and installed, Optuna storage URL usable, resources that a
+local Ray instance can hold. ``gensweep run --dry-run`` runs them too (creating nothing).
 
 A spec can be well-formed and still unable to run here; these checks fail fast with a
 :class:`PreflightError` (a :class:`~gensweep.platform.spec.SpecError`: the CLI exits 2) that
@@ -61,8 +62,17 @@ def _s3_probe(field: str, uri: str, endpoint_url: Optional[str], region: Optiona
     return None
 
 
-def _local_writable(field: str, path: str) -> Optional[str]:
+def _local_writable(field: str, path: str, create: bool = True) -> Optional[str]:
+    if "\0" in path:  # the OS refuses it (os functions raise ValueError)
+        return f"{field}: the path holds a NUL character"
     path = os.path.abspath(os.path.expanduser(path))
+    if not create:  # a dry run: the nearest existing folder must let us create the rest
+        existing = path
+        while not os.path.exists(existing):
+            existing = os.path.dirname(existing)
+        if not os.path.isdir(existing) or not os.access(existing, os.W_OK | os.X_OK):
+            return f"{field}: {path} is not a writable folder ({existing} is not a writable folder)"
+        return None
     probe = os.path.join(path, f".gensweep-probe-{uuid.uuid4().hex}")
     try:
         os.makedirs(path, exist_ok=True)
@@ -74,9 +84,9 @@ def _local_writable(field: str, path: str) -> Optional[str]:
     return None
 
 
-def _storage_check(field: str, uri: str, spec: ExperimentSpec) -> Optional[str]:
+def _storage_check(field: str, uri: str, spec: ExperimentSpec, create: bool = True) -> Optional[str]:
     if "://" not in uri or uri.startswith("file://"):
-        return _local_writable(field, uri[len("file://"):] if uri.startswith("file://") else uri)
+        return _local_writable(field, uri[len("file://"):] if uri.startswith("file://") else uri, create)
     scheme = uri.split("://", 1)[0].lower()
     if scheme not in ("s3", "s3a"):
         return f"{field}: unsupported storage scheme {scheme!r} in {uri!r}; use a local path or s3://bucket/prefix"
@@ -104,9 +114,41 @@ def _remote_source_exists(uri: str, spec: ExperimentSpec) -> Optional[str]:
     return f"data.source: {redact_uri(uri)} does not exist"
 
 
-def preflight(spec: ExperimentSpec, *, address: Optional[str] = None, num_cpus: Optional[int] = None) -> list[str]:
-    """Raise :class:`PreflightError` listing every problem found; return warnings."""
+def _optuna_storage_problem(url: str) -> Optional[str]:
+    """None when SQLAlchemy can parse ``url`` and load its dialect and driver; the message never
+    repeats the URL (it may hold a password)."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+    field = "search.optuna_storage"
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError):
+        return (f"{field}: cannot be parsed as an SQLAlchemy URL (expected dialect[+driver]://[user@]host[:port]/db,"
+                " e.g. postgresql+psycopg2://db.example.org/optuna or sqlite:////abs/path/optuna.db)")
+    try:
+        parsed.get_dialect().import_dbapi()
+    except NoSuchModuleError:
+        return f"{field}: unknown database dialect {parsed.drivername!r}"
+    except ImportError as e:
+        return f"{field}: the driver of {parsed.drivername!r} is not installed ({e.name or e})"
+    return None
+
+
+def _backbone_problem(name: str) -> Optional[str]:
     from gensweep.platform.metrics.backbones import BACKBONES
+
+    if name not in BACKBONES:
+        return f"eval.backbone: unknown backbone {name!r}; known: {', '.join(sorted(BACKBONES))}"
+    check = getattr(BACKBONES[name], "unavailable", None)  # a backbone class says; a plain factory cannot
+    missing = check() if check else None
+    return f"eval.backbone: {name!r} cannot be loaded here: {missing}" if missing else None
+
+
+def preflight(spec: ExperimentSpec, *, address: Optional[str] = None, num_cpus: Optional[int] = None,
+              create: bool = True) -> list[str]:
+    """Raise :class:`PreflightError` listing every problem found; return warnings. ``create=False``
+    (a dry run) checks that a local results root could be created without creating it."""
     from gensweep.platform.storage.secrets import (
         SecretsError,
         apply_secrets_file,
@@ -126,8 +168,10 @@ def preflight(spec: ExperimentSpec, *, address: Optional[str] = None, num_cpus: 
             if warning:
                 warnings.append(warning)
 
-    if spec.eval.backbone not in BACKBONES:
-        problems.append(f"eval.backbone: unknown backbone {spec.eval.backbone!r}; known: {', '.join(sorted(BACKBONES))}")
+    for msg in (_backbone_problem(spec.eval.backbone),
+                _optuna_storage_problem(spec.search.optuna_storage) if spec.search.optuna_storage else None):
+        if msg:
+            problems.append(msg)
 
     if not spec.data.uri:
         from gensweep.platform.data.sources import PATH_KINDS, SourceError, source_kind
@@ -149,7 +193,7 @@ def preflight(spec: ExperimentSpec, *, address: Optional[str] = None, num_cpus: 
             problems.append(msg)
 
     if not problems:  # do not probe storage with credentials we already know are broken
-        msg = _storage_check("results.root", spec.results.root, spec)
+        msg = _storage_check("results.root", spec.results.root, spec, create)
         if msg:
             problems.append(msg)
 
