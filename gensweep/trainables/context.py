@@ -7,12 +7,29 @@ them :class:`LocalContext` (in-process), so the same loop runs in both places.
 from __future__ import annotations
 
 import time
-from typing import Any, Callable, Iterator, Mapping, Protocol, runtime_checkable
+from typing import Any, Callable, Iterator, Mapping, Optional, Protocol, runtime_checkable
 
 import torch
 
 Batch = Mapping[str, torch.Tensor]
-SampleFn = Callable[[int, int], torch.Tensor]  # (count, seed) -> images NCHW in [-1, 1]
+# (count, seed) -> images NCHW in [-1, 1]; a family's samplers also take ``labels=`` (class indices)
+SampleFn = Callable[[int, int], torch.Tensor]
+
+
+def chosen_labels(labels: Optional[torch.Tensor], drawn: Optional[torch.Tensor], count: int,
+                  num_classes: int) -> Optional[torch.Tensor]:
+    """The class labels a sampler uses: ``drawn`` (its seeded uniform draw) unless the caller chose
+    ``labels``, which must be ``count`` indices in ``[0, num_classes)`` of a conditional model."""
+    if labels is None:
+        return drawn
+    if num_classes <= 0:
+        raise ValueError("this model is unconditional (num_classes: 0): it cannot sample a chosen class")
+    labels = torch.as_tensor(labels, dtype=torch.long).reshape(-1).cpu()
+    if labels.numel() != count:
+        raise ValueError(f"got {labels.numel()} labels for {count} samples")
+    if labels.numel() and (int(labels.min()) < 0 or int(labels.max()) >= num_classes):
+        raise ValueError(f"class labels must lie in [0, {num_classes}); got {sorted(set(labels.tolist()))[:10]}")
+    return labels
 
 
 @runtime_checkable
