@@ -4,19 +4,14 @@ from __future__ import annotations
 import argparse
 import sys
 
-
-def _at_least_two(text: str) -> int:
-    n = int(text)
-    if n < 2:
-        raise argparse.ArgumentTypeError(f"must be >= 2, got {n}")
-    return n
+from gensweep.cli.options import at_least
 
 
 def register(sub) -> None:
     p = sub.add_parser("eval", help="re-score a trial checkpoint (any backbone, any N); appends to the results store")
     p.add_argument("checkpoint", help="a trial checkpoint directory (or its state.pt), local or s3://")
     p.add_argument("--backbone", help="feature backbone (default: the trial's own)")
-    p.add_argument("--num-samples", type=_at_least_two, help="fake samples (default: the trial's full eval N)")
+    p.add_argument("--num-samples", type=at_least(2), help="fake samples (default: the trial's full eval N)")
     p.add_argument("--results-root", help="results store to append to (default: the trial's sweep's)")
     p.add_argument("--device", help="torch device (default: cuda when present, else cpu)")
     p.set_defaults(func=eval_command)

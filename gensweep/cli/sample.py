@@ -3,22 +3,17 @@ from __future__ import annotations
 
 import argparse
 
-
-def _positive(text: str) -> int:
-    n = int(text)
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {n}")
-    return n
+from gensweep.cli.options import at_least
 
 
 def register(sub) -> None:
     p = sub.add_parser("sample", help="draw images from a trial checkpoint or an exported .safetensors model")
     p.add_argument("checkpoint", help="a trial checkpoint directory (or its state.pt), local or s3://, or a .safetensors"
                                       " file written by `gensweep export`")
-    p.add_argument("-n", "--num", type=_positive, default=64, help="images to draw (default: 64)")
+    p.add_argument("-n", "--num", type=at_least(1), default=64, help="images to draw (default: 64)")
     p.add_argument("--class", dest="label", type=int, help="draw only this class (conditional models; default: uniform)")
     p.add_argument("--sampler", help="diffusion sampler (default: the model's first eval setting)")
-    p.add_argument("--steps", type=_positive, help="diffusion sampling steps (default: the model's first eval setting)")
+    p.add_argument("--steps", type=at_least(1), help="diffusion sampling steps (default: the model's first eval setting)")
     p.add_argument("--seed", type=int, default=0, help="seed of the latents / noise (default: 0)")
     p.add_argument("--device", help="torch device (default: cuda when present, else cpu)")
     p.add_argument("-o", "--output", required=True,
