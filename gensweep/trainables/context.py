@@ -61,8 +61,10 @@ class TrialContext(Protocol):
     def load_state(self) -> dict[str, Any] | None:
         """The state dict of the latest checkpoint, or None for a fresh start."""
 
-    def save_samples(self, images: torch.Tensor, step: int) -> str | None:
-        """Store a sample grid; returns its path (rank 0) or None."""
+    def save_samples(self, images: torch.Tensor, step: int, name: str = "samples",
+                     columns: int | None = None) -> str | None:
+        """Store a sample grid named ``name`` (``columns`` images a row; None: square); returns its
+        path (rank 0) or None."""
 
     def loader_wait_s(self) -> float:
         """Seconds spent waiting for data since the start (for throughput reports)."""
@@ -106,6 +108,7 @@ class LocalContext(SingleProcess):
         self.reports: list[dict[str, Any]] = []
         self.states: list[dict[str, Any]] = []
         self.samples: list[tuple[int, torch.Tensor]] = []
+        self.named_samples: dict[str, list[tuple[int, torch.Tensor]]] = {}  # other grids (e.g. "classes")
         self._wait = 0.0
 
     def epoch_batches(self, epoch: int) -> Iterator[Batch]:
@@ -133,8 +136,10 @@ class LocalContext(SingleProcess):
     def load_state(self) -> dict[str, Any] | None:
         return None if self._state is None else _detached_copy(self._state)
 
-    def save_samples(self, images: torch.Tensor, step: int) -> str | None:
-        self.samples.append((step, images.detach().cpu()))
+    def save_samples(self, images: torch.Tensor, step: int, name: str = "samples",
+                     columns: int | None = None) -> str | None:
+        kept = (step, images.detach().cpu())
+        self.samples.append(kept) if name == "samples" else self.named_samples.setdefault(name, []).append(kept)
         return None
 
     def loader_wait_s(self) -> float:

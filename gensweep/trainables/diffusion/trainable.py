@@ -189,7 +189,7 @@ def train_diffusion(ctx: TrialContext) -> dict[str, Any]:
                 "loss/diffusion": loss_value,
                 "images_per_s": window_images / max(elapsed, 1e-9),
                 "loader_wait_s": ctx.loader_wait_s(),
-                **evaluation_metrics(ctx, samplers, st.step, cfg.grid_size),
+                **evaluation_metrics(ctx, samplers, st.step, cfg.grid_size, cfg.generated_classes()),
             }
             ctx.report(metrics, state=st.state_dict())
             last = metrics

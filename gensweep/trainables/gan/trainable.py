@@ -128,7 +128,7 @@ def train_gan(ctx: TrialContext) -> dict[str, Any]:
                 **st.metrics(),
                 "images_per_s": window_images / max(elapsed, 1e-9),
                 "loader_wait_s": ctx.loader_wait_s(),
-                **evaluation_metrics(ctx, [("", sample)], st.step, cfg.grid_size),
+                **evaluation_metrics(ctx, [("", sample)], st.step, cfg.grid_size, cfg.generated_classes()),
             }
             ctx.report(metrics, state=st.state_dict())
             last = metrics
