@@ -18,7 +18,8 @@ from gensweep.platform.metrics.refstats import RefStats, RefStatsKey, RefStatsRe
 from gensweep.platform.spec import SpecError
 from gensweep.platform.trial.evaluation import WorkerEvaluator, prepare_reference
 from gensweep.platform.trial.handoff import EvalRuntime
-from tests.eval_support import run_trial, tiny_spec
+from gensweep.platform.trial.reeval import reevaluate
+from tests.eval_support import run_trial, save_checkpoint, tiny_spec
 from tests.test_refstats_subset import sorted_digits  # noqa: F401  (fixture: 40 digits of each class)
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -116,6 +117,11 @@ def test_conditional_trial_reports_intra_fid(sorted_digits, tmp_path):  # noqa: 
     assert again.class_keys == runtime.class_keys and not again.computed
     worker = WorkerEvaluator.from_config(again, torch.device("cpu"))
     assert sorted(worker.ref.classes) == list(range(10))
+
+    checkpoint = save_checkpoint(tmp_path / "ckpt", ctx, spec, sorted_digits, tmp_path, runtime)
+    row = reevaluate(checkpoint, num_samples=60)  # gensweep eval: same latents, same per-class entries
+    assert row["intra_fid"] == pytest.approx(last["intra_fid"], rel=1e-6)
+    assert np.isfinite(reevaluate(checkpoint, num_samples=40)["intra_fid"])  # 4 samples of each class
 
 
 def test_intra_fid_refuses_unsorted_digits(tmp_path, tmp_path_factory):

@@ -23,6 +23,7 @@ def eval_command(args: argparse.Namespace) -> int:
     from gensweep.platform.metrics.inception import InceptionWeightsError
     from gensweep.platform.metrics.protocol import METRICS
     from gensweep.platform.metrics.refstats import ProtocolMismatch
+    from gensweep.platform.spec import SpecError
     from gensweep.platform.trial.checkpoints import CheckpointError
     from gensweep.platform.trial.reeval import UnknownBackbone, reevaluate
 
@@ -30,7 +31,8 @@ def eval_command(args: argparse.Namespace) -> int:
     try:
         row = reevaluate(args.checkpoint, backbone=args.backbone, num_samples=args.num_samples,
                          results_root=args.results_root, device=device)
-    except (UnknownBackbone, CheckpointError, ProtocolMismatch, InceptionWeightsError, FileNotFoundError) as e:
+    except (UnknownBackbone, CheckpointError, ProtocolMismatch, InceptionWeightsError, FileNotFoundError,
+            SpecError) as e:
         print(f"gensweep: {e}", file=sys.stderr)
         return 2
     shown = set(METRICS.shown_columns())
