@@ -46,15 +46,16 @@ def scratch_registry(monkeypatch):
 
 
 def test_every_metric_is_registered_with_a_paper_and_its_columns():
-    assert METRICS.names() == ["fid", "kid", "pr", "is"]  # registration order: the order of the columns
+    assert METRICS.names() == ["fid", "kid", "pr", "is", "intra_fid"]  # registration order: the order of the columns
     refs = METRICS.describe()
     assert "Heusel" in refs["fid"] and "Bińkowski" in refs["kid"]
     assert "Kynkäänniemi" in refs["pr"] and "Salimans" in refs["is"]
     assert {n: METRICS.get(n).columns for n in METRICS} == {
-        "fid": ("fid",), "kid": ("kid", "kid_std"), "pr": ("precision", "recall"), "is": ("is", "is_std")}
-    assert METRICS.shown_columns() == ("fid", "kid", "precision", "recall", "is")  # spreads left out
+        "fid": ("fid",), "kid": ("kid", "kid_std"), "pr": ("precision", "recall"), "is": ("is", "is_std"),
+        "intra_fid": ("intra_fid",)}
+    assert METRICS.shown_columns() == ("fid", "kid", "precision", "recall", "is", "intra_fid")  # spreads left out
     assert [n for n in METRICS if METRICS.get(n).needs_logits] == ["is"]
-    with pytest.raises(UnknownComponent, match="allowed: fid, is, kid, pr"):
+    with pytest.raises(UnknownComponent, match="allowed: fid, intra_fid, is, kid, pr"):
         METRICS.get("lpips")
 
 
@@ -101,7 +102,7 @@ def test_one_registered_function_is_a_metric_for_the_spec_the_evaluator_and_the_
 
 
 def test_unregistered_names_are_refused_naming_the_registered_ones():
-    with pytest.raises(SpecError, match=r"eval.metrics.1: must be one of 'fid', 'kid', 'pr' or 'is'"):
+    with pytest.raises(SpecError, match=r"eval.metrics.1: must be one of 'fid', 'kid', 'pr', 'is' or 'intra_fid'"):
         parse_spec({"name": "x", "eval": {"metrics": ["fid", "lpips"]}})
     with pytest.raises(SpecError, match="eval.metrics.0: must be one of"):
         parse_spec({"name": "x", "eval": {"metrics": [3]}})

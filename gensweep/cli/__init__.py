@@ -17,6 +17,8 @@ COMMAND_MODULES: tuple[str, ...] = (
     "gensweep.cli.report",
     "gensweep.cli.data",
     "gensweep.cli.eval",
+    "gensweep.cli.sample",
+    "gensweep.cli.export",
     "gensweep.cli.refstats",
     "gensweep.cli.dashboard",
     "gensweep.cli.cluster",

@@ -4,19 +4,14 @@ from __future__ import annotations
 import argparse
 import sys
 
-
-def _at_least_two(text: str) -> int:
-    n = int(text)
-    if n < 2:
-        raise argparse.ArgumentTypeError(f"must be >= 2, got {n}")
-    return n
+from gensweep.cli.options import at_least
 
 
 def register(sub) -> None:
     p = sub.add_parser("eval", help="re-score a trial checkpoint (any backbone, any N); appends to the results store")
     p.add_argument("checkpoint", help="a trial checkpoint directory (or its state.pt), local or s3://")
     p.add_argument("--backbone", help="feature backbone (default: the trial's own)")
-    p.add_argument("--num-samples", type=_at_least_two, help="fake samples (default: the trial's full eval N)")
+    p.add_argument("--num-samples", type=at_least(2), help="fake samples (default: the trial's full eval N)")
     p.add_argument("--results-root", help="results store to append to (default: the trial's sweep's)")
     p.add_argument("--device", help="torch device (default: cuda when present, else cpu)")
     p.set_defaults(func=eval_command)
@@ -28,6 +23,7 @@ def eval_command(args: argparse.Namespace) -> int:
     from gensweep.platform.metrics.inception import InceptionWeightsError
     from gensweep.platform.metrics.protocol import METRICS
     from gensweep.platform.metrics.refstats import ProtocolMismatch
+    from gensweep.platform.spec import SpecError
     from gensweep.platform.trial.checkpoints import CheckpointError
     from gensweep.platform.trial.reeval import UnknownBackbone, reevaluate
 
@@ -35,7 +31,8 @@ def eval_command(args: argparse.Namespace) -> int:
     try:
         row = reevaluate(args.checkpoint, backbone=args.backbone, num_samples=args.num_samples,
                          results_root=args.results_root, device=device)
-    except (UnknownBackbone, CheckpointError, ProtocolMismatch, InceptionWeightsError, FileNotFoundError) as e:
+    except (UnknownBackbone, CheckpointError, ProtocolMismatch, InceptionWeightsError, FileNotFoundError,
+            SpecError) as e:
         print(f"gensweep: {e}", file=sys.stderr)
         return 2
     shown = set(METRICS.shown_columns())

@@ -11,6 +11,18 @@ def print_err(msg: str) -> None:
     print(f"gensweep: {msg}", file=sys.stderr)
 
 
+def at_least(minimum: int):
+    """An argparse ``type``: an integer no smaller than ``minimum``."""
+
+    def parse(text: str) -> int:
+        n = int(text)
+        if n < minimum:
+            raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {n}")
+        return n
+
+    return parse
+
+
 def add_root(parser: argparse.ArgumentParser, help: str = "results root (local path or s3://)") -> None:
     """``--root``: the results root a command reads (default ``./gensweep_results``)."""
     parser.add_argument("--root", default=DEFAULT_ROOT, help=f"{help} (default: {DEFAULT_ROOT})")

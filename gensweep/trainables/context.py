@@ -7,12 +7,29 @@ them :class:`LocalContext` (in-process), so the same loop runs in both places.
 from __future__ import annotations
 
 import time
-from typing import Any, Callable, Iterator, Mapping, Protocol, runtime_checkable
+from typing import Any, Callable, Iterator, Mapping, Optional, Protocol, runtime_checkable
 
 import torch
 
 Batch = Mapping[str, torch.Tensor]
-SampleFn = Callable[[int, int], torch.Tensor]  # (count, seed) -> images NCHW in [-1, 1]
+# (count, seed) -> images NCHW in [-1, 1]; a family's samplers also take ``labels=`` (class indices)
+SampleFn = Callable[[int, int], torch.Tensor]
+
+
+def chosen_labels(labels: Optional[torch.Tensor], drawn: Optional[torch.Tensor], count: int,
+                  num_classes: int) -> Optional[torch.Tensor]:
+    """The class labels a sampler uses: ``drawn`` (its seeded uniform draw) unless the caller chose
+    ``labels``, which must be ``count`` indices in ``[0, num_classes)`` of a conditional model."""
+    if labels is None:
+        return drawn
+    if num_classes <= 0:
+        raise ValueError("this model is unconditional (num_classes: 0): it cannot sample a chosen class")
+    labels = torch.as_tensor(labels, dtype=torch.long).reshape(-1).cpu()
+    if labels.numel() != count:
+        raise ValueError(f"got {labels.numel()} labels for {count} samples")
+    if labels.numel() and (int(labels.min()) < 0 or int(labels.max()) >= num_classes):
+        raise ValueError(f"class labels must lie in [0, {num_classes}); got {sorted(set(labels.tolist()))[:10]}")
+    return labels
 
 
 @runtime_checkable
@@ -44,8 +61,10 @@ class TrialContext(Protocol):
     def load_state(self) -> dict[str, Any] | None:
         """The state dict of the latest checkpoint, or None for a fresh start."""
 
-    def save_samples(self, images: torch.Tensor, step: int) -> str | None:
-        """Store a sample grid; returns its path (rank 0) or None."""
+    def save_samples(self, images: torch.Tensor, step: int, name: str = "samples",
+                     columns: int | None = None) -> str | None:
+        """Store a sample grid named ``name`` (``columns`` images a row; None: square); returns its
+        path (rank 0) or None."""
 
     def loader_wait_s(self) -> float:
         """Seconds spent waiting for data since the start (for throughput reports)."""
@@ -89,6 +108,7 @@ class LocalContext(SingleProcess):
         self.reports: list[dict[str, Any]] = []
         self.states: list[dict[str, Any]] = []
         self.samples: list[tuple[int, torch.Tensor]] = []
+        self.named_samples: dict[str, list[tuple[int, torch.Tensor]]] = {}  # other grids (e.g. "classes")
         self._wait = 0.0
 
     def epoch_batches(self, epoch: int) -> Iterator[Batch]:
@@ -116,8 +136,10 @@ class LocalContext(SingleProcess):
     def load_state(self) -> dict[str, Any] | None:
         return None if self._state is None else _detached_copy(self._state)
 
-    def save_samples(self, images: torch.Tensor, step: int) -> str | None:
-        self.samples.append((step, images.detach().cpu()))
+    def save_samples(self, images: torch.Tensor, step: int, name: str = "samples",
+                     columns: int | None = None) -> str | None:
+        kept = (step, images.detach().cpu())
+        self.samples.append(kept) if name == "samples" else self.named_samples.setdefault(name, []).append(kept)
         return None
 
     def loader_wait_s(self) -> float:

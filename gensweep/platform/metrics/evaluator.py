@@ -52,8 +52,13 @@ def generate_features(
     rank: int = 0,
     world_size: int = 1,
     all_gather: AllGather | None = None,
+    num_classes: int = 0,
 ) -> dict[str, np.ndarray]:
-    """Generate this rank's batches, extract features (and logits), gather all ranks and return them in batch order."""
+    """Generate this rank's batches, extract features (and logits), gather all ranks and return them in batch order.
+
+    With ``num_classes`` K > 0 sample ``j`` (counting over all batches) is drawn for class ``j % K``
+    (``sample_fn(count, seed, labels=...)``), so every class gets an equal share, and the result
+    holds those ``labels``."""
     if world_size > 1 and all_gather is None:
         raise ValueError("world_size > 1 needs an all_gather callable")
     if not 0 <= rank < world_size:
@@ -63,20 +68,28 @@ def generate_features(
     if want_logits and not backbone.has_logits:
         raise ValueError(f"metric {logits_for[0]!r} needs logits; backbone {backbone.name!r} has none")
     backbone.eval()
-    width = backbone.feature_dim + (int(getattr(backbone, "num_classes", 10)) if want_logits else 0)
+    n_logits = int(getattr(backbone, "num_classes", 10)) if want_logits else 0
+    width = backbone.feature_dim + n_logits + (1 if num_classes else 0)
 
     schedule = protocol.batches()
     local: list[torch.Tensor] = []
     for i, count in schedule:
         if i % world_size != rank:
             continue
-        images = sample_fn(count, protocol.latent_seed + i)
+        start = i * protocol.batch_size
+        labels = torch.arange(start, start + count) % num_classes if num_classes else None
+        if labels is None:
+            images = sample_fn(count, protocol.latent_seed + i)
+        else:
+            images = sample_fn(count, protocol.latent_seed + i, labels=labels)
         if images.shape[0] != count:
             raise ValueError(f"sample_fn returned {images.shape[0]} images for batch {i}, expected {count}")
         if ref is not None:
             _check_resolution(ref, images)
         out = backbone(images)
         parts = [out["features"]] + ([out["logits"]] if want_logits else [])
+        if labels is not None:
+            parts.append(labels[:, None].to(out["features"].device, out["features"].dtype))
         local.append(torch.cat(parts, dim=1).to("cpu", torch.float32))
     mine = torch.cat(local) if local else torch.zeros(0, width)
 
@@ -97,7 +110,9 @@ def generate_features(
     feats = full[:, : backbone.feature_dim].numpy()
     result = {"features": feats}
     if want_logits:
-        result["logits"] = full[:, backbone.feature_dim :].numpy()
+        result["logits"] = full[:, backbone.feature_dim : backbone.feature_dim + n_logits].numpy()
+    if num_classes:
+        result["labels"] = full[:, -1].numpy().astype(np.int64)
     return result
 
 
@@ -127,7 +142,11 @@ def evaluate(
     if backbone.name != protocol.backbone:
         raise ProtocolMismatch(f"backbone: protocol={protocol.backbone!r} vs given={backbone.name!r}")
     ref.check_compatible(protocol=backbone.protocol)
-    fake = generate_features(sample_fn, backbone, protocol, ref=ref, rank=rank, world_size=world_size, all_gather=all_gather)
+    per_class = protocol.class_metrics()
+    if per_class and not ref.classes:
+        raise ValueError(f"metric {per_class[0]!r} needs per-class reference statistics; {ref.key.slug} has none")
+    fake = generate_features(sample_fn, backbone, protocol, ref=ref, rank=rank, world_size=world_size,
+                             all_gather=all_gather, num_classes=max(ref.classes) + 1 if per_class else 0)
     result: dict = compute_metrics(fake, ref, protocol)
     result.update(
         eval_n=int(len(fake["features"])), backbone=backbone.name, eval_protocol=backbone.protocol, refstats_key=ref.key.slug

@@ -2,7 +2,7 @@
 
 A metric is a function ``(fake, ref, protocol) -> {column: value}`` of the generated samples'
 features (``fake["features"]``; also ``fake["logits"]`` for a metric registered with
-``needs_logits``), the reference statistics and the :class:`EvalProtocol` whose options it
+``needs_logits``, and ``fake["labels"]``, the class each sample was drawn for, with ``needs_classes``), the reference statistics and the :class:`EvalProtocol` whose options it
 reads. It is registered in :data:`METRICS` with a one-line paper reference and the columns it
 writes. The spec's ``eval.metrics``, the evaluator and ``gensweep eval`` take names and columns
 from the registry, so adding a metric is one registered function.
@@ -38,6 +38,7 @@ class Metric:
     columns: tuple[str, ...]
     shown: tuple[str, ...]
     needs_logits: bool = False
+    needs_classes: bool = False  # reads ``fake["labels"]`` and the per-class statistics ``ref.classes``
 
     def __call__(self, fake: Features, ref: RefStats, protocol: "EvalProtocol") -> dict[str, float]:
         scores = self.fn(fake, ref, protocol)
@@ -50,11 +51,12 @@ class MetricRegistry(Registry[Metric]):
     """Metrics by name, listed in the order they were registered (the order of their columns)."""
 
     def metric(self, name: str, *, ref: str, columns: tuple[str, ...], shown: Optional[tuple[str, ...]] = None,
-               needs_logits: bool = False) -> Callable[[MetricFn], MetricFn]:
+               needs_logits: bool = False, needs_classes: bool = False) -> Callable[[MetricFn], MetricFn]:
         """Register the decorated function as metric ``name`` writing ``columns``."""
 
         def deco(fn: MetricFn) -> MetricFn:
-            entry = Metric(name, fn, tuple(columns), tuple(columns if shown is None else shown), needs_logits)
+            entry = Metric(name, fn, tuple(columns), tuple(columns if shown is None else shown), needs_logits,
+                           needs_classes)
             self.register(name, ref=ref)(entry)
             return fn
 
@@ -115,6 +117,10 @@ class EvalProtocol:
         """The protocol's metrics that read the backbone's logits."""
         return [m.name for m in self.selected() if m.needs_logits]
 
+    def class_metrics(self) -> list[str]:
+        """The protocol's metrics that score each class on its own (they need class-balanced samples)."""
+        return [m.name for m in self.selected() if m.needs_classes]
+
 
 @METRICS.metric("fid", columns=("fid",),
                 ref="Heusel et al. 2017, GANs Trained by a Two Time-Scale Update Rule Converge to a Local Nash Equilibrium (FID)")
@@ -147,3 +153,22 @@ def score_precision_recall(fake: Features, ref: RefStats, protocol: EvalProtocol
 def score_inception(fake: Features, ref: RefStats, protocol: EvalProtocol) -> dict[str, float]:
     mean, std = inception_score(fake["logits"], splits=protocol.is_splits)
     return {"is": mean, "is_std": std}
+
+
+@METRICS.metric("intra_fid", columns=("intra_fid",), needs_classes=True,
+                ref="Miyato & Koyama 2018, cGANs with Projection Discriminator (intra-class FID)")
+def score_intra_fid(fake: Features, ref: RefStats, protocol: EvalProtocol) -> dict[str, float]:
+    """Mean over the reference's classes of the FID between the samples drawn for class k and
+    the reference records of class k (``ref.classes[k]``)."""
+    if not ref.classes:
+        raise ValueError("intra_fid needs per-class reference statistics (ref.classes is empty)")
+    labels = fake["labels"]
+    scores = []
+    for k, stats in sorted(ref.classes.items()):
+        feats = fake["features"][labels == k]
+        if len(feats) < 2:
+            raise ValueError(f"intra_fid: {len(feats)} samples of class {k}; each class needs >= 2"
+                             f" (eval.num_samples >= 2 x {len(ref.classes)} classes)")
+        mu, sigma = mean_cov(feats)
+        scores.append(frechet_distance(stats.mu, stats.sigma, mu, sigma))
+    return {"intra_fid": float(np.mean(scores))}

@@ -71,9 +71,17 @@ class RefStatsKey:
     n: int  # number of images
     resize: str  # how source images were brought to `resolution` ("none", "pad", "bilinear", ...)
     seed: Optional[int] = None  # seed of the random (stratified) subset of n records; None: a fixed set
+    label: Optional[int] = None  # the class whose records of the subset these are (intra-class FID); None: all
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        out = dataclasses.asdict(self)
+        if self.label is None:  # keys made before per-class entries keep their digest
+            del out["label"]
+        return out
+
+    def of_class(self, label: int, n: int) -> "RefStatsKey":
+        """The key of this subset's ``n`` records of class ``label``."""
+        return dataclasses.replace(self, n=n, label=int(label))
 
     @property
     def digest(self) -> str:
@@ -86,6 +94,8 @@ class RefStatsKey:
         parts = [self.dataset, self.split, f"{self.resolution}px", self.protocol, f"n{self.n}", self.resize]
         if self.seed is not None:
             parts.append(f"seed{self.seed}")
+        if self.label is not None:
+            parts.append(f"class{self.label}")
         return "__".join(_safe(p) for p in parts) + f"__{self.digest}"
 
     def mismatches(self, **observed: Any) -> list[str]:
@@ -112,6 +122,7 @@ class RefStats:
     computed: bool = field(default=False, compare=False)  # True if this call computed (not loaded) it
     fid_floor: Optional[float] = field(default=None, compare=False)  # None: not available (see the note)
     fid_floor_note: str = field(default="", compare=False)
+    classes: dict[int, "RefStats"] = field(default_factory=dict, compare=False)  # per-class entries (intra_fid)
 
     @classmethod
     def from_features(cls, key: RefStatsKey, features: np.ndarray) -> "RefStats":

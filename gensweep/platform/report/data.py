@@ -25,7 +25,7 @@ SEED_NAMES = ("seed",)
 # what the report reads beside the leaderboard's columns: the sample grids, the evaluation protocol
 # named on the metric axis (backbone, N), the replicate group (config_id) and, per metric, its
 # real-vs-real floor (``<metric>_floor``, see report/labels.py)
-REPORT_METRICS = ("sample_grid", "backbone", "eval_n", "config_id")
+REPORT_METRICS = ("sample_grid", "class_grid", "backbone", "eval_n", "config_id")
 REPORT_TRIALS = ("seed", "gpu_hours", "cpu_hours", "last_step", "started_at", "ended_at")
 # Images bigger than this are not embedded (the page would become unwieldy).
 MAX_IMAGE_BYTES = 8 * 1024 * 1024
@@ -40,6 +40,7 @@ class SampleGrid:
     data: bytes | None = None
     mime: str | None = None
     error: str | None = None
+    classes: "SampleGrid | None" = None  # the per-class grid of the same step (conditional models)
 
 
 @dataclass
@@ -250,14 +251,14 @@ def read_image(uri: str, **storage: Any) -> tuple[bytes | None, str | None, str 
 
 def sample_grids(data: ReportData, top: int = 3, **storage: Any) -> list[SampleGrid]:
     """The sample grids of the ``top`` best trials: the grid written at the trial's
-    best step when there is one, else its latest grid."""
+    best step when there is one, else its latest grid (with its per-class grid, if any)."""
     scored = data.scored()
     out: list[SampleGrid] = []
     metrics = data.metrics
     has_grids = not metrics.empty and "sample_grid" in metrics.columns
     for _, row in scored.head(top).iterrows():
         tid = str(row["trial_id"])
-        grid_uri, step = None, None
+        grid_uri, step, class_uri = None, None, None
         if has_grids:
             rows = metrics[(metrics["trial_id"].astype(str) == tid) & metrics["sample_grid"].notna()]
             rows = rows[rows["sample_grid"].astype(str) != ""]
@@ -265,10 +266,14 @@ def sample_grids(data: ReportData, top: int = 3, **storage: Any) -> list[SampleG
                 at_best = rows[rows["step"] == row["best_step"]]
                 pick = at_best.iloc[-1] if not at_best.empty else rows.iloc[-1]
                 grid_uri, step = str(pick["sample_grid"]), native(pick["step"])
+                class_uri = pick.get("class_grid")
         grid = SampleGrid(tid, float(row[data.best_col]), step, grid_uri)
         if grid_uri is None:
             grid.error = "no sample grid recorded"
         else:
             grid.data, grid.mime, grid.error = read_image(grid_uri, **storage)
+            if isinstance(class_uri, str) and class_uri:
+                grid.classes = SampleGrid(tid, grid.best, step, class_uri)
+                grid.classes.data, grid.classes.mime, grid.classes.error = read_image(class_uri, **storage)
         out.append(grid)
     return out

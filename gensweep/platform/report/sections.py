@@ -135,4 +135,10 @@ def samples(a: Analysis, top: int, storage: dict[str, Any]) -> str:
             continue
         figs.append(H.img(f"sample-grid-{rank}", g.data, f"samples of trial {g.trial_id}", g.mime or "image/png",
                           caption=f"{title} (grid from step {g.step})", css_class="sample-grid"))
+        c = g.classes
+        if c is not None:
+            figs.append(H.img(f"class-grid-{rank}", c.data, f"samples of each class, trial {g.trial_id}",
+                              c.mime or "image/png", caption=f"#{rank} {g.trial_id}: one row per class (row k: class k)",
+                              css_class="sample-grid") if c.data is not None
+                        else f"<figure><b>#{rank} per-class grid</b>{H.note(c.error or 'no image')}</figure>")
     return f'<div class="grids">{"".join(figs)}</div>'

@@ -102,12 +102,13 @@ class PlatformContext(SingleProcess):
     def evaluate(self, sample_fn, step: int) -> dict[str, Any]:
         return self._evaluator.evaluate(sample_fn, step, rank=self.rank, world_size=self.world_size)
 
-    def save_samples(self, imgs: torch.Tensor, step: int) -> Optional[str]:
+    def save_samples(self, imgs: torch.Tensor, step: int, name: str = "samples",
+                     columns: Optional[int] = None) -> Optional[str]:
         if self.rank != 0:
             return None
-        uri = join_uri(self._artifacts, f"samples-step{step:07d}.png")
+        uri = join_uri(self._artifacts, f"{name}-step{step:07d}.png")
         # retried through a storage outage (backoff under a deadline) instead of failing the trial
-        return put_bytes(uri, images.png_bytes(imgs), self._storage)
+        return put_bytes(uri, images.png_bytes(imgs, columns), self._storage)
 
     # -- reports and checkpoints -------------------------------------------------------
     def _with_platform_metrics(self, metrics: Mapping[str, Any]) -> dict[str, Any]:

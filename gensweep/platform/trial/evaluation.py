@@ -102,6 +102,31 @@ def reference_stats(key: RefStatsKey, dataset_uri: str, storage: StorageOptions,
     return RefStatsRegistry(RootLayout(results_root).refstats, storage=storage).get_or_compute(key, compute)
 
 
+def class_references(stats: RefStats, dataset_uri: str, storage: StorageOptions, results_root: str) -> list[RefStats]:
+    """Per-class statistics of the reference set ``stats`` (for intra-class FID): the rows of its
+    features whose records have label k, one registry entry per class (``...__class<k>__<hash>``).
+
+    Classes are the labels the subset holds, which must be 0..K-1 with at least two records each."""
+    if stats.features is None:
+        raise SpecError("eval.metrics: intra_fid needs the reference features and labels; imported statistics"
+                        " (eval.reference) have no labels")
+    labels = reference_labels(stats.key, dataset_uri, storage)
+    classes, counts = np.unique(labels, return_counts=True)
+    if len(classes) < 2 or classes.tolist() != list(range(len(classes))) or counts.min() < 2:
+        raise SpecError(f"eval.metrics: intra_fid needs a labelled dataset with classes 0..K-1 and >= 2 reference"
+                        f" records of each; the reference set holds labels {classes.tolist()[:20]} with counts"
+                        f" {counts.tolist()[:20]} (raise eval.ref_samples, or drop intra_fid)")
+    registry = RefStatsRegistry(RootLayout(results_root).refstats, storage=storage)
+    return [registry.get_or_compute(stats.key.of_class(k, int(n)), lambda k=k: stats.features[labels == k])
+            for k, n in zip(classes.tolist(), counts.tolist())]
+
+
+def reference_labels(key: RefStatsKey, dataset_uri: str, storage: StorageOptions) -> np.ndarray:
+    """The labels of ``key``'s records, in the order of its features."""
+    _, labels = read_arrays(dataset_uri, storage, limit=None if key.seed is not None else key.n)
+    return labels if key.seed is None else labels[reference_indices(labels, key.n, key.seed)]
+
+
 def imported_reference(spec, dataset_uri: str, storage: StorageOptions, results_root: str) -> RefStats:
     """The statistics imported as ``eval.reference``, checked against the spec's evaluation.
 
@@ -141,6 +166,7 @@ def prepare_reference(spec, dataset_uri: str, results_root: str, device: str = "
         stats = reference_stats(key, dataset_uri, storage, backbone, batch_size=spec.eval.batch_size,
                                 results_root=results_root)
     protocol = eval_protocol(spec)
+    per_class = class_references(stats, dataset_uri, storage, results_root) if protocol.class_metrics() else []
     return EvalRuntime(
         refstats_root=RootLayout(results_root).refstats,
         key=stats.key,
@@ -150,6 +176,7 @@ def prepare_reference(spec, dataset_uri: str, results_root: str, device: str = "
         computed=stats.computed,
         storage=storage.model_dump(),
         fid_floor=stats.fid_floor,
+        class_keys=tuple(c.key for c in per_class),
     )
 
 
@@ -166,7 +193,9 @@ class WorkerEvaluator:
 
     @classmethod
     def from_config(cls, runtime: EvalRuntime, device: torch.device) -> "WorkerEvaluator":
-        ref = RefStatsRegistry(runtime.refstats_root, storage=StorageOptions(**runtime.storage)).load(runtime.key)
+        registry = RefStatsRegistry(runtime.refstats_root, storage=StorageOptions(**runtime.storage))
+        ref = registry.load(runtime.key)
+        ref.classes = {int(key.label): registry.load(key) for key in runtime.class_keys}
         return cls(runtime.protocol, ref, device, runtime.ladder)
 
     def protocol_at(self, step: int) -> EvalProtocol:

@@ -31,6 +31,7 @@ class EvalRuntime:
     computed: bool  # the driver computed the statistics (False: found in the registry)
     storage: dict[str, Any] = dataclasses.field(default_factory=dict)  # StorageOptions fields to reach refstats_root
     fid_floor: Optional[float] = None  # real-vs-real FID of the reference set (None: not available)
+    class_keys: tuple[RefStatsKey, ...] = ()  # per-class entries of the reference set (intra_fid), by label
 
     @property
     def refstats_key(self) -> str:
@@ -51,6 +52,7 @@ class EvalRuntime:
             computed=plain["computed"],
             storage=dict(plain.get("storage") or {}),
             fid_floor=plain.get("fid_floor"),
+            class_keys=tuple(RefStatsKey(**k) for k in plain.get("class_keys") or ()),
         )
 
 

@@ -15,11 +15,11 @@ def to_uint8(images: torch.Tensor) -> np.ndarray:
     return x.permute(0, 2, 3, 1).numpy()
 
 
-def grid(images: torch.Tensor, pad: int = 2) -> np.ndarray:
-    """Tile a batch into one HWC uint8 image, as square as possible."""
+def grid(images: torch.Tensor, pad: int = 2, columns: int | None = None) -> np.ndarray:
+    """Tile a batch into one HWC uint8 image: ``columns`` per row, else as square as possible."""
     x = to_uint8(images)
     n, h, w, c = x.shape
-    cols = math.ceil(math.sqrt(n))
+    cols = columns or math.ceil(math.sqrt(n))
     rows = math.ceil(n / cols)
     out = np.zeros((rows * (h + pad) + pad, cols * (w + pad) + pad, c), dtype=np.uint8)
     for i in range(n):
@@ -29,8 +29,8 @@ def grid(images: torch.Tensor, pad: int = 2) -> np.ndarray:
     return out
 
 
-def png_bytes(images: torch.Tensor) -> bytes:
-    g = grid(images)
+def png_bytes(images: torch.Tensor, columns: int | None = None) -> bytes:
+    g = grid(images, columns=columns)
     img = Image.fromarray(g[..., 0] if g.shape[-1] == 1 else g)
     buf = io.BytesIO()
     img.save(buf, format="PNG")

@@ -21,6 +21,7 @@ from gensweep.platform.results import ResultsStore, metrics_row
 from gensweep.platform.results.schema import REEVAL, make_row_key
 from gensweep.platform.trial.checkpoints import load_checkpoint
 from gensweep.platform.trial.evaluation import (
+    class_references,
     make_protocol,
     reference_key,
     reference_stats,
@@ -69,6 +70,8 @@ def reevaluate(
     ref = reference_stats(key, info["dataset"], storage, net, batch_size=settings["batch_size"], results_root=root)
     protocol = make_protocol(backbone=name, num_samples=n, batch_size=settings["batch_size"],
                              latent_seed=settings["latent_seed"], metrics=settings["metrics"])
+    if protocol.class_metrics():  # intra_fid: the reference set's per-class entries (found, or made once)
+        ref.classes = {int(c.key.label): c for c in class_references(ref, info["dataset"], storage, root)}
 
     t0 = time.perf_counter()
     scores: dict[str, Any] = {}

@@ -124,6 +124,10 @@ class DiffusionConfig(EfficiencyOptions):
             raise ValueError(f"resolution {self.resolution} is too small for {len(self.channel_mult)} U-Net levels")
         return self
 
+    def generated_classes(self) -> int:
+        """How many classes the denoiser can be asked for (0: unconditional)."""
+        return self.num_classes
+
     def churn(self) -> Churn:
         return Churn(self.s_churn, self.s_tmin, self.s_tmax, self.s_noise)
 

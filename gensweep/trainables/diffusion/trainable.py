@@ -14,7 +14,7 @@ from typing import Any, Optional
 import torch
 from torch import nn
 
-from gensweep.trainables.context import TrialContext
+from gensweep.trainables.context import TrialContext, chosen_labels
 from gensweep.trainables.diffusion.config import DiffusionConfig
 from gensweep.trainables.diffusion.denoiser import make_denoiser
 from gensweep.trainables.diffusion.ema import EMA
@@ -91,16 +91,18 @@ def setting_tag(name: str, steps: int) -> str:
 
 
 def sampler_fn(net: nn.Module, cfg: DiffusionConfig, device: torch.device, name: str, steps: int):
-    """``(count, seed) -> images`` in [-1, 1]: labels, start noise and fresh noise all come from ``seed``."""
+    """``(count, seed, labels=None) -> images`` in [-1, 1]: labels, start noise and fresh noise all
+    come from ``seed``; given ``labels`` (class indices) replace the drawn ones, the noise stays the same."""
     path = get_path(cfg.schedule)
     pred = PREDICTIONS.get(cfg.prediction)
     solve = SAMPLERS.get(name)
     shape = (cfg.channels, cfg.resolution, cfg.resolution)
 
     @torch.no_grad()
-    def sample(count: int, seed: int) -> torch.Tensor:
+    def sample(count: int, seed: int, labels: Optional[torch.Tensor] = None) -> torch.Tensor:
         g = torch.Generator().manual_seed(seed)
-        labels = torch.randint(0, cfg.num_classes, (count,), generator=g) if cfg.num_classes else None
+        drawn = torch.randint(0, cfg.num_classes, (count,), generator=g) if cfg.num_classes else None
+        labels = chosen_labels(labels, drawn, count, cfg.num_classes)
         noise = torch.randn((count, *shape), generator=g)
         was_training = net.training
         net.eval()
@@ -187,7 +189,7 @@ def train_diffusion(ctx: TrialContext) -> dict[str, Any]:
                 "loss/diffusion": loss_value,
                 "images_per_s": window_images / max(elapsed, 1e-9),
                 "loader_wait_s": ctx.loader_wait_s(),
-                **evaluation_metrics(ctx, samplers, st.step, cfg.grid_size),
+                **evaluation_metrics(ctx, samplers, st.step, cfg.grid_size, cfg.generated_classes()),
             }
             ctx.report(metrics, state=st.state_dict())
             last = metrics

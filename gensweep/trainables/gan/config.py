@@ -78,6 +78,10 @@ class GanConfig(EfficiencyOptions):
             registry.entry(name)  # raises, listing the allowed names
         return sep.join(names) if sep else v
 
+    def generated_classes(self) -> int:
+        """How many classes the generator can be asked for (0: it takes no labels)."""
+        return self.num_classes if self.conditioning != "none" else 0
+
     @model_validator(mode="after")
     def _rules(self, info: ValidationInfo) -> "GanConfig":
         if (info.context or {}).get("rules", True) is False:

@@ -15,7 +15,7 @@ from typing import Any, Optional
 import torch
 from torch import nn
 
-from gensweep.trainables.context import TrialContext
+from gensweep.trainables.context import TrialContext, chosen_labels
 from gensweep.trainables.errors import Diverged, backward_checked, check_gradients
 from gensweep.trainables.gan.config import GanConfig
 from gensweep.trainables.gan.losses import LOSSES
@@ -29,13 +29,17 @@ __all__ = ["Diverged", "GanState", "checkpoint_samplers", "gan_phases", "sampler
 
 
 def sampler(net: nn.Module, cfg: GanConfig, device: torch.device):
-    """``(count, seed) -> images``: the fixed-latent sampler the evaluator calls."""
+    """``(count, seed, labels=None) -> images``: the fixed-latent sampler the evaluator calls.
+
+    Without ``labels`` a conditional generator gets uniform labels drawn from ``seed``; with
+    them (``count`` class indices) it draws those classes from the same latents."""
 
     @torch.no_grad()
-    def sample(count: int, seed: int) -> torch.Tensor:
+    def sample(count: int, seed: int, labels: Optional[torch.Tensor] = None) -> torch.Tensor:
         g = torch.Generator().manual_seed(seed)
         z = torch.randn(count, cfg.z_dim, generator=g).to(device)
-        labels = torch.randint(0, max(cfg.num_classes, 1), (count,), generator=g).to(device)
+        drawn = torch.randint(0, max(cfg.num_classes, 1), (count,), generator=g)
+        labels = chosen_labels(labels, drawn, count, cfg.generated_classes()).to(device)
         was_training = net.training
         net.eval()
         out = net(z, labels if cfg.num_classes else None)
@@ -124,7 +128,7 @@ def train_gan(ctx: TrialContext) -> dict[str, Any]:
                 **st.metrics(),
                 "images_per_s": window_images / max(elapsed, 1e-9),
                 "loader_wait_s": ctx.loader_wait_s(),
-                **evaluation_metrics(ctx, [("", sample)], st.step, cfg.grid_size),
+                **evaluation_metrics(ctx, [("", sample)], st.step, cfg.grid_size, cfg.generated_classes()),
             }
             ctx.report(metrics, state=st.state_dict())
             last = metrics
