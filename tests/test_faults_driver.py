@@ -166,6 +166,9 @@ def test_driver_killed_mid_sweep_then_resumed(sandbox):
                         stdout=resume_out, stderr=subprocess.STDOUT, env=env, timeout=480,
                         start_new_session=True).returncode
     assert rc == 0, _tail(resume_out)
+    resume_out.seek(0)  # the resumed sweep's progress view, not Tune's table (that goes to console.log)
+    shown = resume_out.read().decode(errors="replace")
+    assert "[gensweep] trials " in shown and "Trial status" not in shown, _tail(resume_out)
 
     store = ResultsStore.open(str(root))
     trials = store.read("trials", EXP)

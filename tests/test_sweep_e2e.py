@@ -39,6 +39,21 @@ def test_two_trial_sweep_writes_the_store(tmp_path, ray_local, capsys):
     outcome = run_sweep(spec, experiment="e2e-run")
     assert outcome.num_errors == 0
 
+    # the console: gensweep's progress view only (no ANSI codes, output is not a terminal);
+    # Ray's, Tune's and the workers' messages in the experiment's console.log
+    console = capsys.readouterr()
+    log_path = RootLayout.of(tmp_path).console_log("e2e-run")
+    assert f"messages go to {log_path}" in console.out
+    assert "trials 2/2 done, 0 running, 0 errored | best fid " in console.out
+    assert "\x1b[" not in console.out + console.err
+    for chatter in ("Checkpoint successfully created", "Trial status", "Token authentication", "(run_trial pid="):
+        assert chatter not in console.out + console.err, chatter
+    table = console.out.split("[gensweep] sweep finished\n")[1].splitlines()
+    assert table[1].split() == ["trial", "status", "step", "fid", "kid", "best", "fid"]
+    assert {row.split()[0] for row in table[2:4]} == set(outcome.leaderboard["trial_id"])
+    log = Path(log_path).read_text()
+    assert "Checkpoint successfully created" in log and "\x1b[" not in log
+
     store = ResultsStore.open(str(tmp_path))
     metrics = store.read("metrics", "e2e-run")
     assert set(metrics["trial_id"]) == set(outcome.leaderboard["trial_id"]) and metrics["trial_id"].nunique() == 2

@@ -13,6 +13,7 @@ from gensweep.platform.data import (
     load_manifest,
     prepare,
 )
+from gensweep.platform.data.prepare import mnist_uri
 from gensweep.platform.storage.layout import RootLayout
 from gensweep.platform.storage.uris import is_local, resolve
 
@@ -28,6 +29,16 @@ def default_uri(data, root: str) -> str:
     return RootLayout(root).dataset(f"{base}-{data.resolution}px-{hashlib.sha256(opts.encode()).hexdigest()[:8]}")
 
 
+def dataset_uri(data, root: str) -> str:
+    """Where :func:`ensure_dataset` finds or prepares the dataset of ``data`` (a spec's
+    ``data:``) under the results ``root``."""
+    if data.uri:
+        return data.uri
+    if data.source == "mnist" and data.fraction == 1.0:
+        return mnist_uri(root, data.resolution, data.channels, data.resize, data.resize_filter)
+    return default_uri(data, root)
+
+
 def ensure_dataset(data, root: str) -> str:
     storage = storage_of(data)
     if data.uri:
@@ -39,7 +50,7 @@ def ensure_dataset(data, root: str) -> str:
     elif data.source == "mnist" and data.fraction == 1.0:
         return ensure_mnist(root, data.resolution, channels=data.channels, resize=data.resize,
                             resize_filter=data.resize_filter, storage=storage)
-    uri = data.uri or default_uri(data, root)
+    uri = dataset_uri(data, root)
     kwargs = dict(resolution=data.resolution, channels=data.channels, resize=data.resize,
                   resize_filter=data.resize_filter, fraction=data.fraction, seed=data.seed, storage=storage,
                   bad_records=data.bad_records)

@@ -63,7 +63,7 @@ def render_report(
         ("importance", "Parameter importance", E.importance(a)),
         ("interaction", "Two-factor interaction", E.interaction(a)),
         ("pareto", f"Pareto front: best {label} vs cost", S.pareto(a)),
-        ("samples", f"Sample grids of the best {top} trials", S.samples(a, top, storage or {})),
+        ("samples", f"Sample grids of the best {top} trials", S.samples(a, top, storage or {}, store_uri)),
     ]
     pt, name, metric = data.per_trial, data.experiment, data.metric
     statuses = pt["status"].value_counts().to_dict() if not pt.empty else {}

@@ -8,8 +8,22 @@ import pandas as pd
 from . import html as H
 from . import plots, stats
 from .analysis import Analysis
+from .labels import short_label
 
 NOT_ESTIMABLE = f"not estimable (n < {stats.MIN_N})"
+FEW_TRIALS = 5  # a level with fewer trials than this gets a caveat under its factor's effect
+
+
+def few_trials_caveat(eff: pd.DataFrame, factor: str) -> str:
+    """A warning naming the levels of ``factor`` that rest on fewer than ``FEW_TRIALS`` trials
+    (empty when none does)."""
+    few = eff[eff["n"] < FEW_TRIALS]
+    if few.empty:
+        return ""
+    levels = ", ".join(f"{short_label(lv)} (n={n})" for lv, n in zip(few["level"], few["n"]))
+    return H.note(f"Caveat: {len(few)} of {len(eff)} levels of {factor} rest on fewer than {FEW_TRIALS} trials: "
+                  f"{levels}. Read their means as hints; more trials (or seeds) at these levels would firm "
+                  f"them up.")
 
 
 def effects(a: Analysis) -> str:
@@ -43,7 +57,7 @@ def effects(a: Analysis) -> str:
             continue
         rows = [[r.level, r.n, r.mean, r.ci_low if r.estimable else NOT_ESTIMABLE,
                  r.ci_high if r.estimable else NOT_ESTIMABLE, r.best] for r in eff.itertuples(index=False)]
-        cards.append(head + H.table(
+        cards.append(head + few_trials_caveat(eff, factor) + H.table(
             ["level", "trials", f"mean {label}", "95% CI low", "95% CI high", label], rows,
             table_id=f"effect-table-{i}", numeric=[False, True, True, True, True, True])
             + H.img(f"plot-effect-{i}", _effect_plot(a, eff, factor, compared), f"effect of {factor} on {label}"))
@@ -114,7 +128,11 @@ def interaction(a: Analysis) -> str:
     if not np.isfinite(means.to_numpy(dtype=float)).any():
         return H.note(f"No compared trial has values for both {f1} and {f2}.")
     rows = [[idx, *(means.loc[idx, c] for c in means.columns)] for idx in means.index]
-    return (H.row(H.img("plot-interaction", plots.interaction_heatmap(means, counts, a.axis(compared=True), d.mode),
+    filled = counts.to_numpy()[np.isfinite(means.to_numpy(dtype=float))]
+    thin = int((filled < FEW_TRIALS).sum())
+    caveat = (H.note(f"Caveat: {thin} of {filled.size} cells rest on fewer than {FEW_TRIALS} trials (fewest: "
+                     f"{int(filled.min())}); their means are hints, not findings.") if thin else "")
+    return caveat + (H.row(H.img("plot-interaction", plots.interaction_heatmap(means, counts, a.axis(compared=True), d.mode),
                         f"interaction of {f1} and {f2}"),
                   H.table([f"{f1} \\ {f2}", *map(str, means.columns)], rows, table_id="interaction-table",
                           numeric=[False, *([True] * len(means.columns))]))

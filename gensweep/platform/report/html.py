@@ -53,8 +53,10 @@ def data_uri(data: bytes, mime: str = "image/png") -> str:
     return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
 
 
-def img(image_id: str, data: bytes, alt: str, mime: str = "image/png", caption: str | None = None,
+def img(image_id: str, data: bytes, alt: str, mime: str | None = None, caption: str | None = None,
         css_class: str = "plot") -> str:
+    """An embedded image (``mime`` None: PNG, or SVG when ``data`` is an SVG document)."""
+    mime = mime or ("image/svg+xml" if data.lstrip()[:5] in (b"<?xml", b"<svg ") else "image/png")
     cap = f"<figcaption>{esc(caption)}</figcaption>" if caption else ""
     return (f'<figure><img id="{esc(image_id)}" class="{esc(css_class)}" alt="{esc(alt)}" '
             f'src="{data_uri(data, mime)}">{cap}</figure>')

@@ -16,15 +16,16 @@ def metric_name(metric: str) -> str:
     return metric.upper() if len(metric) <= 3 and metric.isalpha() else metric
 
 
-def short_number(value: float, digits: int = 2) -> str:
+def short_number(value: float, digits: int = 2, sci: bool = False) -> str:
     """At most ``digits`` significant digits; scientific notation without padding for very
-    small or large magnitudes: ``1e-4``, ``3.2e-4``, ``0.05``, ``128``, ``2.5e+05`` -> ``2.5e5``."""
+    small or large magnitudes: ``1e-4``, ``3.2e-4``, ``0.05``, ``128``, ``2.5e+05`` -> ``2.5e5``.
+    ``sci``: scientific for every non-zero value (a log axis reads ``1e-3, 1e-2, 1e-1``)."""
     v = float(value)
     if not math.isfinite(v):
         return str(v)
-    if v == int(v) and abs(v) < 1e5:
+    if v == int(v) and abs(v) < 1e5 and not (sci and v != 0):
         return str(int(v))
-    if v != 0 and (abs(v) < 1e-2 or abs(v) >= 1e5):
+    if v != 0 and (sci or abs(v) < 1e-2 or abs(v) >= 1e5):
         mantissa, exponent = format(v, f".{max(digits - 1, 0)}e").split("e")
         mantissa = mantissa.rstrip("0").rstrip(".") if "." in mantissa else mantissa
         return f"{mantissa}e{int(exponent)}"

@@ -1,4 +1,7 @@
-"""Report figures as PNG bytes (matplotlib's Agg canvas; no pyplot, no display needed)."""
+"""Report figures as PNG bytes (matplotlib's Agg canvas; no pyplot, no display needed).
+
+``FORMAT = "svg"`` makes them SVG with text kept as text (tests/test_report_browser.py measures
+the tick labels of the report's figures in a browser that way)."""
 from __future__ import annotations
 
 import io
@@ -11,6 +14,7 @@ from .curves import Curves
 from .labels import metric_name, short_label, short_number
 
 DPI = 100
+FORMAT = "png"  # or "svg"
 MAX_ANNOTATED = 12  # Pareto points named on the plot (the table lists them all)
 
 
@@ -24,8 +28,11 @@ def _figure(width: float, height: float):
 
 
 def _png(fig) -> bytes:
+    import matplotlib
+
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=DPI, bbox_inches="tight", facecolor="white")
+    with matplotlib.rc_context({"svg.fonttype": "none"}):
+        fig.savefig(buf, format=FORMAT, dpi=DPI, bbox_inches="tight", facecolor="white")
     return buf.getvalue()
 
 
@@ -138,7 +145,7 @@ def _numeric_effect(effects: pd.DataFrame, factor: str, y_label: str, points: pd
     _effect_marks(ax, centres, effects)
     if log_x:
         ax.set_xscale("log")
-    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: short_number(v)))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: short_number(v, sci=log_x)))
     _effect_axes(ax, factor, y_label)
     return _png(fig)
 

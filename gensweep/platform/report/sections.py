@@ -13,6 +13,7 @@ from .analysis import Analysis, split_factor
 from .curves import curves
 from .data import sample_grids
 from .labels import floor_column, floor_text
+from .real_data import real_grid
 
 BOARD_ROWS = 50  # leaderboard rows on the page; the CSV holds every trial
 
@@ -122,12 +123,15 @@ def pareto(a: Analysis) -> str:
                        f"{d.cost_note[0].upper() + d.cost_note[1:]}."))
 
 
-def samples(a: Analysis, top: int, storage: dict[str, Any]) -> str:
+def samples(a: Analysis, top: int, storage: dict[str, Any], root: str = "") -> str:
+    """The best trials' sample grids, after a grid of real images from the sweep's dataset."""
     d = a.data
     grids = sample_grids(d, top=top, **storage)
     if not grids:
         return H.note(f"No trial reported a {d.metric}.")
-    figs = []
+    real, about = real_grid(d.spec, root) if root else (None, "no results root given")
+    figs = [H.img("real-data-grid", real, "real images", caption=about, css_class="sample-grid") if real
+            else f"<figure><b>real data</b>{H.note(f'No real-data grid: {about}.')}</figure>"]
     for rank, g in enumerate(grids, start=1):
         title = f"#{rank} {g.trial_id}: best {d.metric} {g.best:.4g}"
         if g.data is None:

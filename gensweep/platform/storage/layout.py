@@ -8,6 +8,7 @@ resume``, the dashboards and the CLI find what a sweep wrote through :class:`Roo
       files/<experiment>/<trial>/                a trial's resolved config, sample grids, divergence record
       ray/<experiment>/                          Tune's experiment state and Train checkpoints
       ray/<experiment>/gensweep_spec.yaml        the spec saved at sweep start (for ``gensweep resume``)
+      ray/<experiment>/console.log               Ray's, Tune's and trial workers' messages (local roots)
       datasets/<name>-<res>px-<hash>/            prepared datasets (Parquet shards + manifest)
       refstats/                                  reference statistics (every root, S3 included)
       optuna.db                                  the Optuna study storage (local roots)
@@ -29,6 +30,7 @@ from gensweep.platform.storage.uris import join_uri
 
 DEFAULT_ROOT = "./gensweep_results"
 RESUME_FILE = "gensweep_spec.yaml"
+CONSOLE_LOG = "console.log"
 
 
 def cache_dir() -> Path:
@@ -68,6 +70,14 @@ class RootLayout:
     def resume_spec(self, experiment: str) -> str:
         """The spec a sweep saved at its start, beside Tune's experiment state."""
         return join_uri(self.ray, experiment, RESUME_FILE)
+
+    def console_log(self, experiment: str) -> str:
+        """The local file a sweep's Ray, Tune and worker messages go to (its console shows
+        gensweep's progress view): beside Tune's state on a local root, else in the cache."""
+        if self.is_local:
+            return f"{self.ray_experiment(experiment)}/{CONSOLE_LOG}"
+        digest = hashlib.sha256(self.root.encode()).hexdigest()[:16]
+        return str(cache_dir() / "logs" / digest / experiment / CONSOLE_LOG)
 
     # ---------------------------------------------------------------- trial files
     @property

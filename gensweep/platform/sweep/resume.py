@@ -75,14 +75,23 @@ def load_resume_spec(experiment: str, layout: RootLayout) -> ExperimentSpec:
 
 def resume_sweep(experiment: str, *, root: str = DEFAULT_ROOT, address: Optional[str] = None,
                  num_cpus: Optional[int] = None, verbose: int = 1):
+    """``verbose`` as :func:`~gensweep.platform.sweep.runner.run_sweep`'s (the restored sweep's
+    progress callback writes to this console)."""
+    from gensweep.platform.sweep.console import sweep_console
+
+    spec = load_resume_spec(experiment, RootLayout.of(root))
+    with sweep_console(spec, experiment, verbose):
+        return _resume(experiment, spec, RootLayout.of(root), address, num_cpus)
+
+
+def _resume(experiment: str, spec: ExperimentSpec, layout: RootLayout, address: Optional[str],
+            num_cpus: Optional[int]):
     from ray import tune
 
     from gensweep.platform.storage.tune_storage import storage_for
 
     t0 = time.perf_counter()
-    layout = RootLayout.of(root)
     storage_uri = layout.ray
-    spec = load_resume_spec(experiment, layout)
     storage_path, storage_filesystem = storage_for(storage_uri)
     # a pyarrow filesystem takes the scheme-less path; a local path is used as it is
     path = (posixpath.join if storage_filesystem is not None else os.path.join)(storage_path, experiment)

@@ -24,6 +24,16 @@ def run_sweep(
     num_cpus: Optional[int] = None,
     verbose: int = 1,
 ) -> SweepOutcome:
+    """``verbose``: 0 quiet, 1 gensweep's progress view (Ray's messages to a log file), 2 Tune's own."""
+    from gensweep.platform.sweep.console import sweep_console
+
+    experiment = experiment or experiment_id(spec)
+    with sweep_console(spec, experiment, verbose) as console:
+        return _tune_sweep(spec, address, experiment, num_cpus, console)
+
+
+def _tune_sweep(spec: ExperimentSpec, address: Optional[str], experiment: str, num_cpus: Optional[int],
+                console) -> SweepOutcome:
     from ray import tune
 
     from gensweep.platform.storage.tune_storage import storage_for
@@ -32,7 +42,7 @@ def run_sweep(
     from gensweep.platform.trial.resources import concurrency, node_resources
 
     t0 = time.perf_counter()
-    setup = setup_sweep(spec, experiment or experiment_id(spec), address, num_cpus)
+    setup = setup_sweep(spec, experiment, address, num_cpus)
     save_resume_spec(spec, setup)
     at_once, why = concurrency(spec, node_resources())
     print(f"[gensweep] {why}", flush=True)
@@ -59,10 +69,10 @@ def run_sweep(
             storage_path=storage_path,
             storage_filesystem=storage_filesystem,
             # the results store's callback; Tune's own per-trial logs kept whole across restarts
-            callbacks=[results_callback(spec, setup), TrialLogsUpload()],
+            callbacks=[results_callback(spec, setup), TrialLogsUpload(), *console.callbacks],
             # an inline trial's actor is its worker: Tune restarts it from its latest checkpoint
             failure_config=tune.FailureConfig(max_failures=spec.resources.trial_restarts),
-            verbose=verbose,
+            verbose=console.tune_verbose,
         ),
     )
     return sweep_outcome(spec, setup, tuner.fit(), t0)
