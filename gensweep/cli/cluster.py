@@ -6,6 +6,8 @@ import json
 import sys
 from typing import Any
 
+from gensweep.cli.options import add_experiment_option
+
 
 def _err(msg: str) -> None:
     print(f"gensweep: {msg}", file=sys.stderr)
@@ -32,7 +34,7 @@ def register(subparsers: Any) -> None:
                      help="environment variable for the job (repeatable; credentials are refused)")
     sub.add_argument("--exclude", action="append", default=[], metavar="PATTERN",
                      help="gitignore-style pattern left out of the upload (repeatable)")
-    sub.add_argument("--experiment", help="experiment id (default: <spec name>-<UTC time>)")
+    add_experiment_option(sub)
     sub.add_argument("--results-root", help="override results.root (s3://... or an absolute shared path)")
     sub.add_argument("--submission-id", help="job id (default: gensweep-<experiment>-<random>)")
     sub.add_argument("--no-wait", action="store_true", help="return after submitting")
