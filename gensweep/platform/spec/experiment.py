@@ -9,6 +9,7 @@ from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -23,6 +24,7 @@ from gensweep import search_spaces
 from gensweep.platform.metrics.protocol import METRICS
 from gensweep.platform.metrics.refstats import REFERENCE_NAME
 from gensweep.platform.spec.space import Categorical, Integer, SearchSpace
+from gensweep.platform.storage.secrets import refuse_password
 from gensweep.trainables.families import FAMILIES
 
 
@@ -41,7 +43,8 @@ class SearchConfig(_Strict):
     seeds: list[int] | None = Field(
         None, min_length=1, description="replicate axis of every algorithm: each sampled config (or grid cell)"
         " runs once per seed, all under one config_id; unset: once, at the trainable's seed (the spec's seed)")
-    optuna_storage: str | None = Field(None, description="SQLAlchemy URL for the Optuna study")
+    optuna_storage: Annotated[str | None, AfterValidator(refuse_password)] = Field(
+        None, description="SQLAlchemy URL for the Optuna study; its password from the secrets file or environment")
 
 
 class SchedulerConfig(_Strict):

@@ -43,8 +43,10 @@ import yaml
 
 from gensweep.platform.spec import ExperimentSpec, SpecError
 from gensweep.platform.storage.layout import DEFAULT_ROOT, RootLayout
+from gensweep.platform.storage.secrets import with_password
 from gensweep.platform.sweep.outcome import sweep_outcome
 from gensweep.platform.sweep.setup import (
+    checked_experiment,
     optuna_storage_url,
     setup_sweep,
     sweep_trainable,
@@ -82,6 +84,7 @@ def resume_sweep(experiment: str, *, root: str = DEFAULT_ROOT, address: Optional
     t0 = time.perf_counter()
     layout = RootLayout.of(root)
     storage_uri = layout.ray
+    checked_experiment(experiment)
     spec = load_resume_spec(experiment, layout)
     storage_path, storage_filesystem = storage_for(storage_uri)
     # a pyarrow filesystem takes the scheme-less path; a local path is used as it is
@@ -135,7 +138,7 @@ def reconcile(spec: ExperimentSpec, setup: Any, tune_trials: set[str]) -> list[s
         import optuna
 
         try:
-            study = optuna.load_study(study_name=setup.experiment, storage=url)
+            study = optuna.load_study(study_name=setup.experiment, storage=with_password(url))
         except KeyError:  # no study of that name
             return fixed
         for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):

@@ -7,6 +7,7 @@ from typing import Optional
 from gensweep.platform.spec import ExperimentSpec
 from gensweep.platform.sweep.outcome import SweepOutcome, sweep_outcome
 from gensweep.platform.sweep.setup import (
+    checked_experiment,
     experiment_id,
     optuna_storage_for,
     results_callback,
@@ -32,7 +33,7 @@ def run_sweep(
     from gensweep.platform.trial.resources import concurrency, node_resources
 
     t0 = time.perf_counter()
-    setup = setup_sweep(spec, experiment or experiment_id(spec), address, num_cpus)
+    setup = setup_sweep(spec, checked_experiment(experiment or experiment_id(spec)), address, num_cpus)
     save_resume_spec(spec, setup)
     at_once, why = concurrency(spec, node_resources())
     print(f"[gensweep] {why}", flush=True)

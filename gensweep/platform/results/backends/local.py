@@ -58,9 +58,9 @@ class LocalBackend(Backend):
             finally:
                 os.close(dir_fd)
 
-    def read_bytes(self, path: str) -> bytes:
+    def read_bytes(self, path: str, limit: int | None = None) -> bytes:
         with open(path, "rb") as handle:
-            return handle.read()
+            return handle.read(-1 if limit is None else limit)
 
     def list(self, prefix: str) -> list[str]:
         found: list[str] = []
