@@ -104,3 +104,11 @@ def test_building_the_parser_imports_no_heavy_library():
             f"print(sorted(m for m in {HEAVY!r} if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
     assert out.stdout.strip() == "[]", out.stdout + out.stderr
+
+
+@pytest.mark.parametrize("argv", [["run"], ["eval", "ckpt"], ["submit", "spec.yaml"],
+                                  ["cluster", "init", "aws-gpu", "out.yaml"]], ids=lambda a: a[0])
+def test_commands_that_override_a_root_take_root_too(argv):
+    parser = build_parser()
+    assert parser.parse_args([*argv, "--root", "R"]).results_root == "R"
+    assert parser.parse_args([*argv, "--results-root", "R"]).results_root == "R"  # the older spelling stays

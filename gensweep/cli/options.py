@@ -28,6 +28,12 @@ def add_root(parser: argparse.ArgumentParser, help: str = "results root (local p
     parser.add_argument("--root", default=default, help=f"{help} (default: {DEFAULT_ROOT})")
 
 
+def add_root_override(parser: argparse.ArgumentParser, help: str) -> None:
+    """``--root`` (or ``--results-root``) of a command whose root otherwise comes from elsewhere
+    (the spec, a checkpoint): the same option name as every other command's."""
+    parser.add_argument("--results-root", "--root", dest="results_root", help=help)
+
+
 def add_ray(parser: argparse.ArgumentParser) -> None:
     """``--address`` and ``--num-cpus``: which Ray to run on."""
     parser.add_argument("--address", help="Ray cluster address (default: start a local instance)")

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from gensweep.cli.options import add_experiment_option, add_ray, print_err
+from gensweep.cli.options import add_experiment_option, add_ray, add_root_override, print_err
 
 
 def register(sub) -> None:
@@ -12,7 +12,7 @@ def register(sub) -> None:
     run.add_argument("--dry-run", action="store_true",
                      help="print the resolved spec (and the launcher each trial resolves to) and exit")
     add_experiment_option(run)
-    run.add_argument("--results-root", help="override results.root")
+    add_root_override(run, "override results.root")
     add_ray(run)
     run.set_defaults(func=cmd_run)
 
