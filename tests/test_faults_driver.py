@@ -4,9 +4,10 @@
 and Ray temp dir) with planted fake credentials in its environment and in a secrets file the
 spec references. Trials run under ``launcher: train``: each one's Train run keeps its own
 checkpoint record, which a resumed trial continues from. As soon as a trial has its first Train
-checkpoint, the whole process group is
-SIGKILLed (the results callback has flushed nothing yet: its rows are only in its journal). ``gensweep resume`` (another subprocess) restores the Tune experiment and finishes
-it. Then: every trial appears once in ``trials`` with a final status, each trial's metric steps
+checkpoint and the results callback holds a metrics row it has journaled but not flushed yet, the
+whole process group is SIGKILLed. ``gensweep resume`` (another subprocess) restores the Tune
+experiment and finishes it. Then: every row the journal held is in the store, every trial appears
+once in ``trials`` (as any Parquet reader sees the part files) with a final status, each trial's metric steps
 are complete and unique (re-sent rows are identical, never re-computed), trials continued from
 their checkpoints, the Optuna study has no trial left RUNNING, the dashboard was bound to
 127.0.0.1, and the planted credentials appear in no file (results, Tune/Train storage, Ray's
@@ -115,7 +116,8 @@ def _grep_tree(root: Path, needles: list[bytes]) -> list[str]:
 @pytest.fixture
 def sandbox(tmp_path):
     ray_tmp = tempfile.mkdtemp(prefix="gsk-", dir="/tmp")  # short: Ray's socket paths must fit
-    planted = {"secret": "gsSECRET" + secrets.token_hex(12), "token": "gsTOKEN" + secrets.token_hex(12)}
+    planted = {"secret": "gsSECRET" + secrets.token_hex(12), "token": "gsTOKEN" + secrets.token_hex(12),
+               "optuna": "gsOPTUNA" + secrets.token_hex(12)}
     secrets_file = tmp_path / "creds.yaml"
     secrets_file.write_text(yaml.safe_dump({"aws_session_token": planted["token"]}))
     secrets_file.chmod(0o600)
@@ -124,6 +126,7 @@ def sandbox(tmp_path):
         RAY_TMPDIR=ray_tmp,
         AWS_ACCESS_KEY_ID="AKIAGENSWEEPTEST",
         AWS_SECRET_ACCESS_KEY=planted["secret"],
+        GENSWEEP_OPTUNA_PASSWORD=planted["optuna"],
         GENSWEEP_CACHE=str(tmp_path / "cache"),
         PYTHONUNBUFFERED="1",
     )
@@ -147,9 +150,14 @@ def test_driver_killed_mid_sweep_then_resumed(sandbox):
     proc = subprocess.Popen([sys.executable, "-m", "gensweep.cli", "run", str(spec_path), "--experiment", EXP,
                              "--num-cpus", "2"], stdout=run_out, stderr=subprocess.STDOUT, env=env,
                             start_new_session=True)
+    journal = root / ".journal" / f"{EXP}.jsonl"  # rows the driver has not flushed yet (flushes every 15 s)
+
+    def ready() -> bool:
+        return bool(_checkpoint_steps(root)) and any(table == "metrics" for table, _ in _journal_rows(journal))
+
     try:
         deadline = time.monotonic() + 420
-        while time.monotonic() < deadline and proc.poll() is None and not _checkpoint_steps(root):
+        while time.monotonic() < deadline and proc.poll() is None and not ready():
             time.sleep(0.05)
         assert proc.poll() is None, "the sweep ended before it could be killed:\n" + _tail(run_out)
         assert _checkpoint_steps(root), "no checkpoint within the time limit:\n" + _tail(run_out)
@@ -158,8 +166,8 @@ def test_driver_killed_mid_sweep_then_resumed(sandbox):
     assert not _processes_under(sandbox["ray_tmp"], proc.pid), "processes of the killed sweep are still running"
     checkpointed = _checkpoint_steps(root)  # trial id -> steps of its complete checkpoints (none can be added now)
 
-    journal = root / ".journal" / f"{EXP}.jsonl"  # rows the dead driver had not flushed yet
-    print(f"rows only in the journal when the driver died: {len(journal.read_text().splitlines())}")
+    journaled = _journal_rows(journal)  # what the dead driver had not flushed
+    assert any(table == "metrics" for table, _ in journaled), "no journaled metrics row: the kill tested no replay"
 
     resume_out = open(sandbox["tmp"] / "resume.log", "w+b")
     rc = subprocess.run([sys.executable, "-m", "gensweep.cli", "resume", EXP, "--root", str(root), "--num-cpus", "2"],
@@ -173,13 +181,26 @@ def test_driver_killed_mid_sweep_then_resumed(sandbox):
     store = ResultsStore.open(str(root))
     trials = store.read("trials", EXP)
     raw_trials = store.read("trials", EXP, dedupe_rows=False)
-    assert trials["trial_id"].is_unique
+    # what any Parquet reader sees (the store's read deduplicates, so it cannot show a duplicate)
+    raw_parts = _raw_part_rows(root, "trials")
+    assert raw_parts["trial_id"].is_unique, raw_parts[["trial_id", "status"]]
+    raw_metric_parts = _raw_part_rows(root, "metrics")
+    assert not raw_metric_parts.duplicated(["trial_id", "step"]).any()
     assert set(trials["status"]) <= {"completed", "stopped", "diverged", "failed"}, trials[["trial_id", "status"]]
     assert (trials["status"] == "completed").sum() == 2, trials[["trial_id", "status", "reason"]]
     assert set(raw_trials["trial_id"]) == set(trials["trial_id"])
 
     metrics = store.read("metrics", EXP)
     raw = store.read("metrics", EXP, dedupe_rows=False)
+    # every row the dead driver had only journaled was written by the resumed one, unchanged
+    for table, row in journaled:
+        if table == "metrics":
+            same = metrics[(metrics["trial_id"] == row["trial_id"]) & (metrics["step"] == row["step"])]
+            assert len(same) == 1, row
+            if row["step"] <= max(checkpointed.get(row["trial_id"], {0})):  # resumed past it: never recomputed
+                assert same["fid"].iloc[0] == row["fid"], (row, same)
+        elif table == "trials":
+            assert row["trial_id"] in set(trials["trial_id"]), row
     continued_mid_trial = 0
     for tid in trials.loc[trials["status"] == "completed", "trial_id"]:
         rows = metrics[metrics["trial_id"] == tid].sort_values("step")
@@ -223,6 +244,28 @@ def test_driver_killed_mid_sweep_then_resumed(sandbox):
     assert (root / "ray" / EXP / "gensweep_spec.yaml").exists()
     saved = (root / "ray" / EXP / "gensweep_spec.yaml").read_text()
     assert str(sandbox["secrets_file"]) in saved  # the path travels, the content never does
+
+
+def _journal_rows(path: Path) -> list[tuple[str, dict]]:
+    """(table, row) of each complete line of a results journal (a line cut by the kill is skipped)."""
+    out = []
+    for line in path.read_text().splitlines() if path.exists() else []:
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue
+        out.append((entry["table"], entry["row"]))
+    return out
+
+
+def _raw_part_rows(root: Path, table: str):
+    """Every row of the experiment's part files of ``table``, read with pyarrow alone (no dedupe)."""
+    import pandas as pd
+    import pyarrow.parquet as pq
+
+    parts = sorted((root / table).glob(f"experiment={EXP}/*.parquet"))
+    assert parts, f"no part files of {table}"
+    return pd.concat([pq.read_table(p).to_pandas() for p in parts], ignore_index=True)
 
 
 def _read(f) -> str:

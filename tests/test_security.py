@@ -161,19 +161,41 @@ def test_local_ray_dashboard_binds_to_loopback(monkeypatch):
 
 
 def test_job_submission_sends_the_ray_token_in_a_header_only(monkeypatch, tmp_path):
-    jobs = pytest.importorskip("gensweep.cluster.jobs")
+    import json
+
     import ray.job_submission
 
+    from gensweep.cluster import jobs
+
     seen = {}
+    sent = []
 
     class FakeClient:
         def __init__(self, address, headers=None, **kw):
             seen.update(address=address, headers=headers, **kw)
 
+        def submit_job(self, **kwargs):
+            sent.append(kwargs)
+            return kwargs["submission_id"]
+
     monkeypatch.setattr(ray.job_submission, "JobSubmissionClient", FakeClient)
     monkeypatch.setenv("RAY_AUTH_TOKEN", "planted-ray-token")
-    jobs.connect("http://10.1.2.3:8265")
+    client = jobs.connect("http://10.1.2.3:8265")
     assert seen["headers"] == {"Authorization": "Bearer planted-ray-token"}
+    # ... and nowhere in the job: entrypoint, runtime env, metadata (from the environment or a token file)
+    token_file = tmp_path / "token"
+    token_file.write_text("planted-file-token\n")
+    monkeypatch.setenv("RAY_AUTH_TOKEN_PATH", str(token_file))
+    (tmp_path / "proj").mkdir()
+    spec = tmp_path / "proj" / "spec.yaml"
+    spec.write_text(yaml.safe_dump({"name": "tok", "results": {"root": str(tmp_path / "results")}}))
+    submission = jobs.prepare_submission(spec, experiment="tok-1", env={"OMP_NUM_THREADS": "1"})
+    assert jobs.submit(client, submission) == submission.submission_id
+    assert sent == [submission.as_kwargs()]
+    for part in ("entrypoint", "runtime_env", "metadata", "submission_id"):
+        text = json.dumps(sent[0][part])
+        assert "planted-ray-token" not in text and "planted-file-token" not in text, part
+        assert "RAY_AUTH_TOKEN" not in text, part
     # credentials are refused in a job's runtime env
     with pytest.raises(jobs.SubmitError, match="credential"):
         jobs.parse_env(["AWS_SECRET_ACCESS_KEY=abc"])

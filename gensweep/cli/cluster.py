@@ -6,6 +6,8 @@ import json
 import sys
 from typing import Any
 
+from gensweep.cli.options import add_experiment_option, add_root_override
+
 
 def _err(msg: str) -> None:
     print(f"gensweep: {msg}", file=sys.stderr)
@@ -32,8 +34,8 @@ def register(subparsers: Any) -> None:
                      help="environment variable for the job (repeatable; credentials are refused)")
     sub.add_argument("--exclude", action="append", default=[], metavar="PATTERN",
                      help="gitignore-style pattern left out of the upload (repeatable)")
-    sub.add_argument("--experiment", help="experiment id (default: <spec name>-<UTC time>)")
-    sub.add_argument("--results-root", help="override results.root (s3://... or an absolute shared path)")
+    add_experiment_option(sub)
+    add_root_override(sub, "override results.root (s3://... or an absolute shared path)")
     sub.add_argument("--submission-id", help="job id (default: gensweep-<experiment>-<random>)")
     sub.add_argument("--no-wait", action="store_true", help="return after submitting")
     sub.add_argument("--timeout", type=float, help="seconds to wait for the job (default: no limit)")
@@ -79,7 +81,7 @@ def register(subparsers: Any) -> None:
     init.add_argument("--min-workers", type=int, help="minimum GPU worker nodes (default 0)")
     init.add_argument("--max-workers", type=int, help="maximum GPU worker nodes (default 4)")
     init.add_argument("--region", help="aws-gpu: AWS region (default us-west-2)")
-    init.add_argument("--results-root", help="results root every node reaches (s3://...)")
+    add_root_override(init, "results root every node reaches (s3://...)")
     init.add_argument("--gensweep-pip", help="aws-gpu: pip requirement installing gensweep on the nodes")
     init.add_argument("--spec", help="kuberay-job: the spec to embed (default: the built-in default spec)")
     init.add_argument("--force", action="store_true", help="overwrite DEST")

@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from gensweep.cli.options import at_least
+from gensweep.cli.options import add_root_override, at_least
 
 
 def register(sub) -> None:
@@ -12,7 +12,7 @@ def register(sub) -> None:
     p.add_argument("checkpoint", help="a trial checkpoint directory (or its state.pt), local or s3://")
     p.add_argument("--backbone", help="feature backbone (default: the trial's own)")
     p.add_argument("--num-samples", type=at_least(2), help="fake samples (default: the trial's full eval N)")
-    p.add_argument("--results-root", help="results store to append to (default: the trial's sweep's)")
+    add_root_override(p, "results store to append to (default: the trial's sweep's)")
     p.add_argument("--device", help="torch device (default: cuda when present, else cpu)")
     p.set_defaults(func=eval_command)
 

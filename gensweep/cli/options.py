@@ -1,10 +1,16 @@
-"""Options shared by several commands, defined once."""
+"""Options shared by several commands, defined once.
+
+Every option here is accepted in the same place by every command that takes it: after the
+command's last word (``gensweep results ls --root R`` as well as ``gensweep report EXP --root R``).
+This module and the command modules import nothing heavy at parse time (no torch, pandas,
+pyarrow or Ray): ``gensweep --help`` stays quick.
+"""
 from __future__ import annotations
 
 import argparse
 import sys
 
-from gensweep.platform.storage.layout import DEFAULT_ROOT
+from gensweep.platform.storage.names import DEFAULT_ROOT, experiment_name_problem
 
 
 def print_err(msg: str) -> None:
@@ -23,9 +29,21 @@ def at_least(minimum: int):
     return parse
 
 
-def add_root(parser: argparse.ArgumentParser, help: str = "results root (local path or s3://)") -> None:
-    """``--root``: the results root a command reads (default ``./gensweep_results``)."""
-    parser.add_argument("--root", default=DEFAULT_ROOT, help=f"{help} (default: {DEFAULT_ROOT})")
+def add_root(parser: argparse.ArgumentParser, help: str = "results root (local path or s3://)",
+             inherited: bool = False) -> None:
+    """``--root``: the results root a command reads (default ``./gensweep_results``).
+
+    ``inherited``: a subcommand of a command that takes ``--root`` itself (``results --root R ls``);
+    given after the subcommand it wins, and left out it keeps the command's value.
+    """
+    default = argparse.SUPPRESS if inherited else DEFAULT_ROOT
+    parser.add_argument("--root", default=default, help=f"{help} (default: {DEFAULT_ROOT})")
+
+
+def add_root_override(parser: argparse.ArgumentParser, help: str) -> None:
+    """``--root`` (or ``--results-root``) of a command whose root otherwise comes from elsewhere
+    (the spec, a checkpoint): the same option name as every other command's."""
+    parser.add_argument("--results-root", "--root", dest="results_root", help=help)
 
 
 def add_ray(parser: argparse.ArgumentParser) -> None:
@@ -34,5 +52,22 @@ def add_ray(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--num-cpus", type=int, help="CPUs for a local Ray instance (default: all)")
 
 
-def add_experiment(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("experiment", help="experiment id, or a spec name (its latest run)")
+def experiment_name(text: str) -> str:
+    """argparse type of every experiment id or spec name a command takes: one safe path segment."""
+    problem = experiment_name_problem(text)
+    if problem:
+        raise argparse.ArgumentTypeError(problem)
+    return text
+
+
+def add_experiment(parser: argparse.ArgumentParser, help: str = "experiment id, or a spec name (its latest run)",
+                   optional: bool = False) -> None:
+    """The positional experiment of a command (``optional``: may be left out)."""
+    extra = {"nargs": "?", "default": None} if optional else {}
+    parser.add_argument("experiment", type=experiment_name, help=help, **extra)
+
+
+def add_experiment_option(parser: argparse.ArgumentParser) -> None:
+    """``--experiment``: the id a new sweep gets (``run``, ``submit``)."""
+    parser.add_argument("--experiment", type=experiment_name,
+                        help="experiment id (default: <spec name>-<UTC time>)")

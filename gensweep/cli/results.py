@@ -11,23 +11,26 @@ def register(sub) -> None:
     res = sub.add_parser("results", help="query the results store (no Ray needed)")
     add_root(res)
     rsub = res.add_subparsers(dest="results_command", required=True)
-    rsub.add_parser("ls", help="list experiments")
+    ls = rsub.add_parser("ls", help="list experiments")
     show = rsub.add_parser("show", help="leaderboard of an experiment")
     add_experiment(show)
     show.add_argument("--metric", default="fid")
     show.add_argument("--mode", default="min", choices=["min", "max"])
-    exp = rsub.add_parser("export", help="export an experiment's metrics")
-    exp.add_argument("experiment")
+    exp = rsub.add_parser("export", help="export an experiment's tables")
+    add_experiment(exp)
     exp.add_argument("--format", default="csv", choices=["csv", "parquet"])
-    exp.add_argument("-o", "--output", required=True)
+    exp.add_argument("-o", "--output", required=True,
+                     help="a file named *.csv / *.parquet: the metrics table there; else a folder that receives"
+                          " <table>.<format> for each table")
     compact = rsub.add_parser("compact", help="merge each table's part files into one per experiment")
-    compact.add_argument("experiment", nargs="?", default=None,
-                         help="an experiment id or spec name (default: every experiment)")
+    add_experiment(compact, "an experiment id or spec name (default: every experiment)", optional=True)
+    for leaf in (ls, show, exp, compact):
+        add_root(leaf, inherited=True)
     res.set_defaults(func=results_command)
 
 
 def results_command(args: argparse.Namespace) -> int:
-    from gensweep.platform.report.text import board_table, resolve_experiment
+    from gensweep.platform.report.text import board_lines, board_table, resolve_experiment
     from gensweep.platform.results import (
         ResultsStore,
         export,
@@ -52,9 +55,10 @@ def results_command(args: argparse.Namespace) -> int:
         if args.results_command == "show":
             table = board_table(store, experiment, metric=args.metric, mode=args.mode)
             print(f"Leaderboard of {experiment}:")
-            print(format_table(table) if not table.empty else "  (no trial reported)")
+            print("\n".join(board_lines(table)))
             return 0
-        export(store, experiment, args.output, fmt=args.format)
+        one_file = args.output.lower().endswith("." + args.format)
+        export(store, experiment, args.output, fmt=args.format, tables="metrics" if one_file else None)
         print(f"wrote {args.output}")
         return 0
     except KeyError as e:

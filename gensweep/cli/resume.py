@@ -3,12 +3,12 @@ from __future__ import annotations
 
 import argparse
 
-from gensweep.cli.options import add_ray, add_root, print_err
+from gensweep.cli.options import add_experiment, add_ray, add_root, print_err
 
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("resume", help="finish a sweep whose driver died (restores Tune's experiment state)")
-    p.add_argument("experiment", help="experiment id (as given to or printed by `gensweep run`)")
+    add_experiment(p, "experiment id (as given to or printed by `gensweep run`)")
     add_root(p, "results root of the sweep (local path or s3://)")
     add_ray(p)
     p.set_defaults(func=cmd_resume)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from gensweep.cli.options import add_ray, print_err
+from gensweep.cli.options import add_experiment_option, add_ray, add_root_override, print_err
 
 
 def register(sub) -> None:
@@ -12,8 +12,8 @@ def register(sub) -> None:
     run.add_argument("--dry-run", action="store_true",
                      help="validate the spec, run the preflight (storage, data source, backbone, Optuna storage,"
                      " resources) without starting Ray or creating anything, print the resolved spec and exit")
-    run.add_argument("--experiment", help="experiment id (default: <spec name>-<UTC time>)")
-    run.add_argument("--results-root", help="override results.root")
+    add_experiment_option(run)
+    add_root_override(run, "override results.root")
     add_ray(run)
     run.set_defaults(func=cmd_run)
 

@@ -24,6 +24,7 @@ from typing import Any, Callable, Iterable, Mapping, Optional, TextIO
 
 from gensweep.cluster.auth import HOW_TO_AUTHENTICATE, auth_headers
 from gensweep.cluster.templates import job_entrypoint
+from gensweep.platform.storage.names import experiment_name_problem
 
 DEFAULT_ADDRESS = "http://127.0.0.1:8265"
 TERMINAL = frozenset({"SUCCEEDED", "FAILED", "STOPPED"})
@@ -31,7 +32,7 @@ TERMINAL = frozenset({"SUCCEEDED", "FAILED", "STOPPED"})
 # Uploading these would be slow or wrong: results, environments, caches, VCS data.
 DEFAULT_EXCLUDES = (
     ".git", ".venv", "venv", ".env", "__pycache__", "*.pyc", ".pytest_cache", ".mypy_cache",
-    "*.egg-info", ".ipynb_checkpoints", "node_modules", "gensweep_results", "ray_results",
+    "*.egg-info", ".ipynb_checkpoints", "node_modules", "gensweep_results", "ray_results", ".aws",
 )
 # Train V2 polls worker health every 2 s and each report waits for a poll (see runner.py);
 # in a job these must reach every worker process, so they travel in the runtime env.
@@ -137,6 +138,11 @@ def prepare_submission(
             exclude.append("/" + Path(root).expanduser().resolve().relative_to(wd).as_posix())
         except ValueError:
             pass
+    secrets_file = spec.data.storage.secrets_file if spec.data.storage else None
+    if secrets_file:
+        exclude += _secrets_excludes(secrets_file, wd)
+        notes.append(f"data.storage.secrets_file {secrets_file} is not uploaded (credentials never travel in a job):"
+                     " the cluster's nodes read it at that path if they have it, else use their own credentials")
 
     env_vars = dict(DEFAULT_ENV_VARS)
     for key in env or {}:
@@ -157,10 +163,27 @@ def prepare_submission(
         runtime_env["pip"] = pip
 
     experiment = experiment or experiment_id(spec)
+    problem = experiment_name_problem(experiment)
+    if problem:
+        raise SubmitError(problem)
     submission_id = submission_id or f"gensweep-{experiment}-{secrets.token_hex(3)}"
     entrypoint = job_entrypoint(rel_spec, results_root=results_root, experiment=experiment)
     metadata = {"gensweep_spec": spec.name, "gensweep_experiment": experiment, "gensweep_results_root": root}
     return Submission(entrypoint, runtime_env, metadata, submission_id, experiment, root, notes)
+
+
+def _secrets_excludes(secrets_file: str, wd: Path) -> list[str]:
+    """Upload patterns that leave the secrets file out, however its path is read: as given, from
+    here, and from the job's working directory (where a relative path lands on the cluster)."""
+    given = Path(secrets_file).expanduser()
+    candidates = [given] if given.is_absolute() else [Path.cwd() / given, wd / given]
+    out = []
+    for path in candidates:
+        try:
+            out.append("/" + path.resolve().relative_to(wd).as_posix())
+        except ValueError:  # outside the working directory: never uploaded
+            pass
+    return sorted(set(out))
 
 
 def _gensweep_version() -> str:

@@ -238,11 +238,11 @@ def read_image(uri: str, **storage: Any) -> tuple[bytes | None, str | None, str 
     """``(data, mime, error)`` of an image at a local path or store URI."""
     try:
         backend, path = backend_for_uri(uri, **storage)
-        data = backend.read_bytes(path)
+        data = backend.read_bytes(path, limit=MAX_IMAGE_BYTES + 1)  # never more: a path in the store may be anything
     except Exception as exc:  # noqa: BLE001 - a missing image is reported, not fatal
         return None, None, f"cannot read {uri}: {type(exc).__name__}: {exc}"
     if len(data) > MAX_IMAGE_BYTES:
-        return None, None, f"{uri} is {len(data)} bytes, over the {MAX_IMAGE_BYTES} byte embedding limit"
+        return None, None, f"{uri} is over the {MAX_IMAGE_BYTES} byte embedding limit"
     mime = image_mime(data)
     if mime is None:
         return None, None, f"{uri} is not a PNG/JPEG/GIF/WebP image"

@@ -51,15 +51,20 @@ def board_table(store: ResultsStore | str, experiment: str, metric: str = "fid",
     )
 
 
+def board_lines(table: pd.DataFrame) -> list[str]:
+    """The leaderboard as text lines, then each trial's sample grid path whole (a table cell would cut it)."""
+    if table.empty:
+        return ["  (no trial reported)"]
+    lines = [format_table(table.drop(columns=["sample grid"])), "", "Sample grids (last evaluation of each trial):"]
+    lines += [f"  {trial}  {'' if pd.isna(path) else path}" for trial, path in zip(table["trial"], table["sample grid"])]
+    return lines
+
+
 def print_outcome(outcome) -> None:
     table = board_table(outcome.results_root, outcome.experiment)
     print()
     print(f"Leaderboard of {outcome.experiment} ({outcome.wall_time_s:.0f} s wall):")
-    print(format_table(table.drop(columns=["sample grid"])) if not table.empty else "  (no trial reported)")
-    if not table.empty:
-        print("\nSample grids (last evaluation of each trial):")
-        for trial, path in zip(table["trial"], table["sample grid"]):
-            print(f"  {trial}  {path}")
+    print("\n".join(board_lines(table)))
     print(f"\nResults store: {outcome.results_root}   (gensweep results --root {outcome.results_root} show {outcome.experiment})")
 
 

@@ -9,6 +9,7 @@ from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -25,6 +26,7 @@ from gensweep.platform.metrics.refstats import REFERENCE_NAME
 from gensweep.platform.spec.rules import Seed, bounded_lines, check_consistency, check_grid_size, check_ladder
 from gensweep.platform.spec.space import SearchSpace
 from gensweep.platform.spec.yaml_load import YamlInputError, load_yaml_text, read_yaml_file
+from gensweep.platform.storage.secrets import refuse_password
 from gensweep.trainables.families import FAMILIES
 
 
@@ -43,7 +45,8 @@ class SearchConfig(_Strict):
     seeds: list[Seed] | None = Field(
         None, min_length=1, description="replicate axis of every algorithm: each sampled config (or grid cell)"
         " runs once per seed, all under one config_id; unset: once, at the trainable's seed (the spec's seed)")
-    optuna_storage: str | None = Field(None, description="SQLAlchemy URL for the Optuna study")
+    optuna_storage: Annotated[str | None, AfterValidator(refuse_password)] = Field(
+        None, description="SQLAlchemy URL for the Optuna study; its password from the secrets file or environment")
 
 
 class SchedulerConfig(_Strict):

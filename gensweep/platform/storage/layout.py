@@ -26,9 +26,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
+from gensweep.platform.storage.names import DEFAULT_ROOT  # noqa: F401 - where it was always imported from
 from gensweep.platform.storage.uris import join_uri
 
-DEFAULT_ROOT = "./gensweep_results"
 RESUME_FILE = "gensweep_spec.yaml"
 CONSOLE_LOG = "console.log"
 

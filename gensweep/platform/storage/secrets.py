@@ -24,6 +24,7 @@ import re
 import stat
 from pathlib import Path
 from typing import Optional
+from urllib.parse import quote, urlsplit, urlunsplit
 
 import yaml
 
@@ -105,17 +106,68 @@ def secret_values(extra_files: tuple[str, ...] = ()) -> set[str]:
     return values
 
 
-_SECRET_NAME = re.compile(r"SECRET|TOKEN|PASSW|CREDENTIAL|PRIVATE_KEY|API_KEY|SESSION", re.IGNORECASE)
+_SECRET_NAME = re.compile(r"SECRET|TOKEN|PASSW|CREDENTIAL|PRIVATE_KEY|API_KEY|ACCESS_KEY|SESSION", re.IGNORECASE)
 
 
 def _looks_secret(name: str) -> bool:
     return bool(_SECRET_NAME.search(name))
 
 
+# Credentials recognised by their shape, wherever they come from: AWS access key ids (long-term
+# AKIA..., temporary ASIA... and the other IAM prefixes), a value given to a secret-key name, and
+# a 40-character secret access key (mixed case and a digit, '/' or '+': a hex digest is not one).
+_AWS_KEY_ID = re.compile(r"\b(?:AKIA|ASIA|ABIA|ACCA|AGPA|AIDA|AIPA|ANPA|ANVA|APKA|AROA|ASCA)[A-Z0-9]{16}\b")
+_SECRET_ASSIGNMENT = re.compile(r"(?i)(secret_?access_?key|secret_?key|password|passwd)(['\"]?\s*[=:]\s*['\"]?)([^\s'\",;]+)")
+_AWS_SECRET_KEY = re.compile(r"(?<![A-Za-z0-9/+])(?=[A-Za-z0-9/+]*[A-Z])(?=[A-Za-z0-9/+]*[a-z])"
+                             r"(?=[A-Za-z0-9/+]*[0-9/+])[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+=])")
+
+
 def redact(text: str, values: set[str]) -> str:
+    """``text`` with each of ``values``, and anything shaped like an AWS key id or secret key, as ``***``."""
     for v in sorted(values, key=len, reverse=True):
         text = text.replace(v, "***")
-    return text
+    text = _AWS_KEY_ID.sub("***", text)
+    text = _SECRET_ASSIGNMENT.sub(lambda m: m.group(1) + m.group(2) + "***", text)
+    return _AWS_SECRET_KEY.sub("***", text)
+
+
+# -- a database URL's password (search.optuna_storage) ------------------------------------------
+
+OPTUNA_PASSWORD_ENV = "GENSWEEP_OPTUNA_PASSWORD"
+_PASSWORD_PARAM = re.compile(r"(?:^|[&;])(?:password|passwd|pwd)=", re.IGNORECASE)
+
+
+def url_password_problem(url: str) -> Optional[str]:
+    """Why a storage URL cannot be written in a spec (it holds a password), or None; never echoes it."""
+    parts = urlsplit(url)
+    if parts.password is None and not _PASSWORD_PARAM.search(parts.query):
+        return None
+    return ("the URL holds a password, and credentials never go in a spec: remove it from the URL and put it in"
+            f" the secrets file (data.storage.secrets_file) as {OPTUNA_PASSWORD_ENV.lower()}: ..., or set the"
+            f" environment variable {OPTUNA_PASSWORD_ENV}; gensweep adds it when it connects")
+
+
+def _with_netloc(url: str, password: Optional[str]) -> str:
+    parts = urlsplit(url)
+    if parts.username is None:
+        return url
+    host = parts.netloc.rsplit("@", 1)[1]
+    user = parts.netloc.rsplit("@", 1)[0].split(":", 1)[0]
+    userinfo = user if password is None else f"{user}:{quote(password, safe='')}"
+    return urlunsplit((parts.scheme, f"{userinfo}@{host}", parts.path, parts.query, parts.fragment))
+
+
+def with_password(url: str) -> str:
+    """``url`` with the password of ``$GENSWEEP_OPTUNA_PASSWORD`` (a URL naming a user and no password)."""
+    password = os.environ.get(OPTUNA_PASSWORD_ENV)
+    if not password or urlsplit(url).password is not None:
+        return url
+    return _with_netloc(url, password)
+
+
+def without_password(url: str) -> str:
+    """``url`` without its password (the user stays): what may be pickled, logged or saved."""
+    return _with_netloc(url, None) if urlsplit(url).password is not None else url
 
 
 # The AWS credential variables Ray Tune copies from the driver into every trial's runtime_env.
@@ -139,3 +191,11 @@ def keep_credentials_out_of_ray() -> None:
     names = getattr(class_cache, "ENV_VARS_TO_PROPAGATE", None)
     if isinstance(names, (set, frozenset)):
         class_cache.ENV_VARS_TO_PROPAGATE = {n for n in names if n not in CREDENTIAL_ENV_VARS and not _looks_secret(n)}
+
+
+def refuse_password(url: Optional[str]) -> Optional[str]:
+    """A spec validator: ``url`` unchanged, or ValueError when it holds a password."""
+    problem = url_password_problem(url) if isinstance(url, str) else None
+    if problem:
+        raise ValueError(problem)
+    return url

@@ -43,8 +43,10 @@ import yaml
 
 from gensweep.platform.spec import ExperimentSpec, SpecError
 from gensweep.platform.storage.layout import DEFAULT_ROOT, RootLayout
+from gensweep.platform.storage.secrets import with_password
 from gensweep.platform.sweep.outcome import sweep_outcome
 from gensweep.platform.sweep.setup import (
+    checked_experiment,
     optuna_storage_url,
     setup_sweep,
     sweep_trainable,
@@ -79,6 +81,7 @@ def resume_sweep(experiment: str, *, root: str = DEFAULT_ROOT, address: Optional
     progress callback writes to this console)."""
     from gensweep.platform.sweep.console import sweep_console
 
+    checked_experiment(experiment)
     spec = load_resume_spec(experiment, RootLayout.of(root))
     with sweep_console(spec, experiment, verbose):
         return _resume(experiment, spec, RootLayout.of(root), address, num_cpus)
@@ -144,7 +147,7 @@ def reconcile(spec: ExperimentSpec, setup: Any, tune_trials: set[str]) -> list[s
         import optuna
 
         try:
-            study = optuna.load_study(study_name=setup.experiment, storage=url)
+            study = optuna.load_study(study_name=setup.experiment, storage=with_password(url))
         except KeyError:  # no study of that name
             return fixed
         for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):

@@ -7,6 +7,7 @@ from typing import Optional
 from gensweep.platform.spec import ExperimentSpec
 from gensweep.platform.sweep.outcome import SweepOutcome, sweep_outcome
 from gensweep.platform.sweep.setup import (
+    checked_experiment,
     experiment_id,
     optuna_storage_for,
     results_callback,
@@ -27,7 +28,7 @@ def run_sweep(
     """``verbose``: 0 quiet, 1 gensweep's progress view (Ray's messages to a log file), 2 Tune's own."""
     from gensweep.platform.sweep.console import sweep_console
 
-    experiment = experiment or experiment_id(spec)
+    experiment = checked_experiment(experiment or experiment_id(spec))
     with sweep_console(spec, experiment, verbose) as console:
         return _tune_sweep(spec, address, experiment, num_cpus, console)
 

@@ -11,6 +11,7 @@ from ray.tune.search.optuna import OptunaSearch
 
 from gensweep.platform.spec import ExperimentSpec
 from gensweep.platform.spec.space import with_replicates
+from gensweep.platform.storage.secrets import with_password, without_password
 from gensweep.platform.sweep.feasible import FeasibleSearcher
 from gensweep.platform.sweep.replicates import ReplicateSearcher
 from gensweep.platform.trial.launch import GRID_KEY
@@ -79,5 +80,23 @@ def _fifo(spec: ExperimentSpec) -> TrialScheduler:
     return FIFOScheduler()
 
 
+class CredentialFreeRDBStorage(optuna.storages.RDBStorage):
+    """The study storage: it connects with the password from ``$GENSWEEP_OPTUNA_PASSWORD`` (set
+    directly or by the spec's secrets file) and keeps and pickles its URL without it. Tune pickles
+    the searcher, storage included, into the experiment state under the results root; a restored
+    storage (``gensweep resume``) reads the password from the environment again."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(with_password(url))
+        self.url = without_password(self.url)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**super().__getstate__(), "url": without_password(self.url)}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        super().__setstate__({**state, "url": with_password(state["url"])})
+        self.url = without_password(self.url)
+
+
 def optuna_storage(url: Optional[str]) -> Any:
-    return None if url is None else optuna.storages.RDBStorage(url)
+    return None if url is None else CredentialFreeRDBStorage(url)

@@ -15,6 +15,7 @@ from typing import Any, Optional
 
 from gensweep.platform.spec import ExperimentSpec, SpecError
 from gensweep.platform.storage.layout import RootLayout
+from gensweep.platform.storage.names import experiment_name_problem
 
 # Ray Train V2 polls worker health every 2 s by default, and `ray.train.report` waits for
 # that poll; a short interval keeps per-report latency low (see README, "Per-trial cost").
@@ -33,6 +34,15 @@ _LOCAL_RAY_ENV_DEFAULTS = {
 def experiment_id(spec: ExperimentSpec, now: Optional[_dt.datetime] = None) -> str:
     now = now or _dt.datetime.now(_dt.timezone.utc)
     return f"{spec.name}-{now.strftime('%Y%m%d-%H%M%S')}"
+
+
+def checked_experiment(name: str) -> str:
+    """``name`` when it is a safe experiment id (one path segment: it names Tune's run and folders
+    under the results root), else a SpecError before anything starts."""
+    problem = experiment_name_problem(name)
+    if problem:
+        raise SpecError(problem)
+    return name
 
 
 def start_ray(address: Optional[str] = None, num_cpus: Optional[int] = None) -> None:

@@ -34,8 +34,8 @@ class Backend(ABC):
         """Atomically create or replace ``path`` with ``data``."""
 
     @abstractmethod
-    def read_bytes(self, path: str) -> bytes:
-        """Whole content of ``path``; FileNotFoundError when absent."""
+    def read_bytes(self, path: str, limit: int | None = None) -> bytes:
+        """Whole content of ``path``, or at most its first ``limit`` bytes; FileNotFoundError when absent."""
 
     @abstractmethod
     def list(self, prefix: str) -> list[str]:

@@ -33,9 +33,9 @@ class LocalBackend(Backend):
     def write_bytes(self, path: str, data: bytes) -> None:
         publish_file(path, data, fsync=self.fsync)
 
-    def read_bytes(self, path: str) -> bytes:
+    def read_bytes(self, path: str, limit: int | None = None) -> bytes:
         with open(path, "rb") as handle:
-            return handle.read()
+            return handle.read(-1 if limit is None else limit)
 
     def list(self, prefix: str) -> list[str]:
         found: list[str] = []

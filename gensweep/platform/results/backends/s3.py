@@ -89,8 +89,8 @@ class S3Backend(Backend):
     def write_bytes(self, path: str, data: bytes) -> None:
         self.fs.pipe_file(path, data)
 
-    def read_bytes(self, path: str) -> bytes:
-        return self.fs.cat_file(path)
+    def read_bytes(self, path: str, limit: int | None = None) -> bytes:
+        return self.fs.cat_file(path) if limit is None else self.fs.cat_file(path, start=0, end=limit)
 
     def list(self, prefix: str) -> list[str]:
         try:
