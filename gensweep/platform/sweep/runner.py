@@ -28,13 +28,18 @@ def run_sweep(
     """``verbose``: 0 quiet, 1 gensweep's progress view (Ray's messages to a log file), 2 Tune's own."""
     from gensweep.platform.sweep.console import sweep_console
 
+    from gensweep.platform.sweep.preflight import preflight
+
     experiment = checked_experiment(experiment or experiment_id(spec))
+    # before the console writes its log under the results root: a root that cannot be written is
+    # the preflight's error (naming results.root), not the console's
+    warnings = preflight(spec, address=address, num_cpus=num_cpus)
     with sweep_console(spec, experiment, verbose) as console:
-        return _tune_sweep(spec, address, experiment, num_cpus, console)
+        return _tune_sweep(spec, address, experiment, num_cpus, console, warnings)
 
 
 def _tune_sweep(spec: ExperimentSpec, address: Optional[str], experiment: str, num_cpus: Optional[int],
-                console) -> SweepOutcome:
+                console, checked: list[str]) -> SweepOutcome:
     from ray import tune
 
     from gensweep.platform.storage.tune_storage import storage_for
@@ -43,7 +48,7 @@ def _tune_sweep(spec: ExperimentSpec, address: Optional[str], experiment: str, n
     from gensweep.platform.trial.resources import concurrency, node_resources
 
     t0 = time.perf_counter()
-    setup = setup_sweep(spec, experiment, address, num_cpus)
+    setup = setup_sweep(spec, experiment, address, num_cpus, checked)
     save_resume_spec(spec, setup)
     at_once, why = concurrency(spec, node_resources())
     print(f"[gensweep] {why}", flush=True)

@@ -103,14 +103,16 @@ class SweepSetup:
 
 
 def setup_sweep(spec: ExperimentSpec, experiment: str, address: Optional[str] = None,
-                num_cpus: Optional[int] = None) -> SweepSetup:
+                num_cpus: Optional[int] = None, checked: Optional[list[str]] = None) -> SweepSetup:
     """Check the spec against the world, prepare the dataset and reference statistics once,
-    start Ray, share the dataset."""
+    start Ray, share the dataset. ``checked``: the warnings of a preflight the caller already ran
+    (before writing anything under the results root); None runs it here."""
     from gensweep.platform.sweep.preflight import preflight
     from gensweep.platform.trial.evaluation import prepare_reference
     from gensweep.platform.trial.launch import TrialPlan
 
-    for warning in preflight(spec, address=address, num_cpus=num_cpus):
+    warnings = preflight(spec, address=address, num_cpus=num_cpus) if checked is None else checked
+    for warning in warnings:
         print(f"[gensweep] warning: {warning}", flush=True)
     root = RootLayout.of(spec.results.root).root
     print(f"[gensweep] experiment {experiment}; results under {root}", flush=True)
