@@ -84,6 +84,10 @@ def test_multi_objective_study_has_named_directions_and_a_front(algorithm, sampl
         assert "lr" in plan.search_alg.suggest(tid)
         plan.search_alg.on_trial_complete(tid, {"fid": fid, "params": params})
     assert sorted(t.values for t in study.best_trials) == [[10.0, 5.0], [20.0, 9.0]]
+    import pickle
+
+    restored = pickle.loads(pickle.dumps(plan.search_alg))  # Tune pickles the searcher with the Tuner
+    assert isinstance(restored.inner.inner._ot_study.sampler, sampler) and "lr" in restored.suggest("t3")
 
 
 def test_nondominated_is_the_front_of_every_objective():

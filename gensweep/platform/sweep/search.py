@@ -13,6 +13,7 @@ from ray.tune.search.optuna import OptunaSearch
 from gensweep.platform.spec import ExperimentSpec
 from gensweep.platform.spec.space import with_replicates
 from gensweep.platform.sweep.feasible import FeasibleSearcher
+from gensweep.platform.sweep.nsga2 import PicklableNSGAII
 from gensweep.platform.sweep.replicates import ReplicateSearcher
 from gensweep.platform.trial.launch import GRID_KEY
 from gensweep.trainables.registry import Registry
@@ -59,7 +60,7 @@ def _tpe(spec: ExperimentSpec, storage: Any, study_name: str = "") -> SearchPlan
 @SEARCHERS.register("optuna-nsga2", ref="Deb et al. 2002, A Fast and Elitist Multiobjective Genetic Algorithm: NSGA-II, via Optuna")
 def _nsga2(spec: ExperimentSpec, storage: Any, study_name: str = "") -> SearchPlan:
     population = max(2, min(50, spec.search.num_trials // 2))  # >= 2 generations per sweep
-    return _optuna(spec, optuna.samplers.NSGAIISampler(seed=spec.seed, population_size=population), storage, study_name)
+    return _optuna(spec, PicklableNSGAII(seed=spec.seed, population_size=population), storage, study_name)
 
 
 @SEARCHERS.register("random", ref="Bergstra & Bengio 2012, Random Search for Hyper-Parameter Optimization")
