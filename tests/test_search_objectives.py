@@ -130,3 +130,27 @@ def test_truncated_latents_stay_inside_the_bound():
     z = latents(2000, 8, torch.Generator().manual_seed(0), truncation=0.5)
     assert z.abs().max() <= 0.5 and z.std() > 0.2
     assert torch.equal(latents(4, 8, torch.Generator().manual_seed(1)), torch.randn(4, 8, generator=torch.Generator().manual_seed(1)))
+
+
+def test_report_front_reads_the_searched_objectives(tmp_path):
+    from gensweep.platform.report import build_report
+    from gensweep.platform.results import ResultsStore
+    from tests.report_support import Page
+
+    store = ResultsStore.open(str(tmp_path))
+    spec = "name: mo\nfamily: diffusion\nsearch:\n  metrics:\n  - {name: fid, mode: min}\n  - {name: nfe, mode: min}\n"
+    store.log_experiment("mo-1", spec=spec, status="completed", seed=0)
+    # (final fid, nfe): t2 is dominated by t0; t1 and t0 and t3 are on the front. t0's best fid comes
+    # early (step 1) but the front reads the last report, the value the study was told.
+    finals = {"t0": (10.0, 10), "t1": (20.0, 5), "t2": (30.0, 12), "t3": (5.0, 50)}
+    rows = []
+    for tid, (fid, nfe) in finals.items():
+        rows += [{"experiment": "mo-1", "trial_id": tid, "step": 1, "fid": fid - (8 if tid == "t0" else -1), "nfe": nfe},
+                 {"experiment": "mo-1", "trial_id": tid, "step": 2, "fid": fid, "nfe": nfe},
+                 {"experiment": "mo-1", "trial_id": tid, "step": 2, "fid": 0.1, "nfe": 1, "sampling_row": True,
+                  "sampling": "other", "row_key": f"mo-1/{tid}/2/other"}]
+        store.write("trials", [{"experiment": "mo-1", "trial_id": tid, "status": "completed", "cpu_hours": 1.0}])
+    store.write("metrics", rows)
+    page = Page(build_report(str(tmp_path), "mo-1"))
+    table = page.tables["pareto-table"]
+    assert sorted(r[0] for r in table[1:]) == ["t0", "t1", "t3"] and table[0] == ["trial", "fid", "nfe"]
