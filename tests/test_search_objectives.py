@@ -154,3 +154,15 @@ def test_report_front_reads_the_searched_objectives(tmp_path):
     page = Page(build_report(str(tmp_path), "mo-1"))
     table = page.tables["pareto-table"]
     assert sorted(r[0] for r in table[1:]) == ["t0", "t1", "t3"] and table[0] == ["trial", "fid", "nfe"]
+
+
+def test_experiment_summary_counts_reports_not_setting_rows(tmp_path):
+    from gensweep.platform.results import ResultsStore
+    from gensweep.platform.results.summary import summarize
+
+    store = ResultsStore.open(str(tmp_path))
+    rows = [{"experiment": "e", "trial_id": "t", "step": 2, "fid": 3.0}]
+    rows += setting_rows("e", "t", 2, {"fid/s=a": 5.0, "fid/s=b": 3.0}, {"s=a": {"s": "a"}, "s=b": {"s": "b"}},
+                         reported_at=0.0)
+    store.write("metrics", rows)
+    assert summarize(store, "e", ["fid"])["n_reports"] == 1
