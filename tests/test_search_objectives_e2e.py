@@ -16,7 +16,7 @@ from tests.ray_support import ray_local  # noqa: F401
 pytestmark = pytest.mark.slow
 
 
-def test_one_training_per_config_scores_every_sampling_setting_and_the_study_has_a_front(tmp_path, ray_local):
+def test_one_training_per_config_scores_every_sampling_setting_and_the_study_has_a_front(tmp_path, ray_local):  # noqa: F811
     spec = parse_spec({
         "name": "mo", "family": "diffusion",
         "trainable": {"steps": 8, "eval_every": 4, "width": 8, "channel_mult": [1], "attn_res": 0,
