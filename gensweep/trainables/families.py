@@ -29,6 +29,7 @@ class Family:
     # tag suffixes that setting's metric names (``fid/<tag>``), the first setting is also unsuffixed
     samplers: Callable[[dict[str, Any], torch.device], list[tuple[str, SampleFn]]]
     rules: Optional[Callable[[Mapping[str, Any]], list[str]]] = None  # combination rules, if any
+    reports: tuple[str, ...] = ()  # metrics the loop reports at every eval beside the evaluation's scores
 
     def violations(self, config: Mapping[str, Any]) -> list[str]:
         """Why ``config`` cannot run (field errors, then combination rules); [] when it can."""
@@ -43,6 +44,6 @@ class Family:
 
 FAMILIES: Registry[Family] = Registry("trainable family")
 FAMILIES.register("gan", ref="Goodfellow et al. 2014, Generative Adversarial Nets")(
-    Family(GanConfig, train_gan, gan_samplers, gan_violations))
+    Family(GanConfig, train_gan, gan_samplers, gan_violations, reports=("params",)))
 FAMILIES.register("diffusion", ref="Ho et al. 2020, Denoising Diffusion Probabilistic Models; Lipman et al. 2023, Flow Matching")(
-    Family(DiffusionConfig, train_diffusion, diffusion_samplers))
+    Family(DiffusionConfig, train_diffusion, diffusion_samplers, reports=("params", "nfe")))

@@ -128,6 +128,12 @@ def _spec_of(experiments: pd.DataFrame) -> dict[str, Any]:
     return {}
 
 
+def searched_objectives(spec: dict[str, Any]) -> list[tuple[str, str]]:
+    """``(name, mode)`` of a multi-objective search's objectives (``search.metrics``); [] otherwise."""
+    listed = ((spec.get("search") or {}).get("metrics") or []) if isinstance(spec, dict) else []
+    return [(str(o["name"]), str(o.get("mode", "min"))) for o in listed if isinstance(o, dict) and "name" in o]
+
+
 def _positive_any(df: pd.DataFrame, col: str) -> bool:
     return col in df.columns and bool((pd.to_numeric(df[col], errors="coerce") > 0).any())
 
@@ -172,14 +178,16 @@ def load_report_data(
     if mode not in ("min", "max"):
         raise ValueError(f"mode must be 'min' or 'max', not {mode!r}")
     store = store if isinstance(store, ResultsStore) else ResultsStore.open(store, **storage)
-    metrics = store.read("metrics", experiment, columns=[*BOARD_METRICS, metric, f"{metric}_floor", *REPORT_METRICS])
-    trials = store.read("trials", experiment, columns=[*BOARD_TRIALS, *REPORT_TRIALS])
     experiments = store.read("experiments", experiment, columns=["spec"])
+    spec = _spec_of(experiments)
+    objectives = [name for name, _ in searched_objectives(spec)]
+    metrics = store.read("metrics", experiment, columns=[*BOARD_METRICS, metric, f"{metric}_floor", *REPORT_METRICS,
+                                                          *objectives])
+    trials = store.read("trials", experiment, columns=[*BOARD_TRIALS, *REPORT_TRIALS])
     board = leaderboard(store, experiment, metric=metric, mode=mode, metrics=metrics, trials=trials)
     metrics = training_rows(metrics)
     if not metrics.empty:
         metrics = metrics.sort_values(["trial_id", "step"], kind="stable").reset_index(drop=True)
-    spec = _spec_of(experiments)
     factors = searched_factors(board) if not board.empty else []
     best_col = f"best_{metric}"
 

@@ -11,7 +11,9 @@ from . import html as H
 from . import plots, stats
 from .analysis import Analysis, split_factor
 from .curves import curves
-from .data import sample_grids
+from gensweep.platform.results.front import final_values, nondominated
+
+from .data import sample_grids, searched_objectives
 from .labels import floor_column, floor_text
 from .real_data import real_grid
 
@@ -103,6 +105,8 @@ def training_curves(a: Analysis, top: int = 3) -> str:
 
 def pareto(a: Analysis) -> str:
     d = a.data
+    if len(searched_objectives(d.spec)) >= 2:
+        return objectives_front(a)
     pt = d.scored()
     pt = pt[np.isfinite(pd.to_numeric(pt["cost_hours"], errors="coerce"))]
     if pt.empty:
@@ -121,6 +125,28 @@ def pareto(a: Analysis) -> str:
                        f"(or as cheap) and better (or as good). Each trial's best {d.metric} over training is used "
                        f"here, since the cost axis accounts for how long it ran. "
                        f"{d.cost_note[0].upper() + d.cost_note[1:]}."))
+
+
+def objectives_front(a: Analysis) -> str:
+    """The front of a multi-objective search over its own objectives, valued as the searcher saw them."""
+    d = a.data
+    objectives = searched_objectives(d.spec)
+    names = [n for n, _ in objectives]
+    finals = final_values(d.metrics, names).dropna()
+    if finals.empty:
+        return H.note(f"No trial reported every searched objective ({', '.join(names)}).")
+    front = nondominated(finals.to_numpy(), [m for _, m in objectives])
+    ids = finals.index.astype(str).to_numpy()
+    x, y = finals[names[1]].to_numpy(dtype=float), finals[names[0]].to_numpy(dtype=float)
+    order = np.argsort(x[front], kind="stable")
+    rows = [[ids[front][k], *finals.to_numpy()[front][k]] for k in order]
+    directions = ", ".join(f"{n} ({m})" for n, m in objectives)
+    return (H.row(H.img("plot-pareto", plots.pareto(x, y, front, ids, names[1], names[0], objectives[0][1]),
+                        f"{names[0]} vs {names[1]}", caption=f"the searched objectives: {directions}"),
+                  H.table(["trial", *names], rows, table_id="pareto-table", numeric=[False, *[True] * len(names)]))
+            + H.method(f"{int(front.sum())} of {len(finals)} trials are on the front of the searched objectives "
+                       f"({directions}): no other trial is at least as good on every one and better on one. Each "
+                       "trial is valued by its last report, the values the searcher was told."))
 
 
 def samples(a: Analysis, top: int, storage: dict[str, Any], root: str = "") -> str:

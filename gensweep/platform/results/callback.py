@@ -35,11 +35,13 @@ from .rows import (
     artifact_row,
     config_columns,
     ended_outcome,
+    headline_metrics,
     last_result,
     metrics_row,
     reported_artifacts,
     result_metrics,
     result_step,
+    setting_rows,
     trial_row,
 )
 from .status import TrialStatus
@@ -97,11 +99,13 @@ class ResultsCallback(Callback):
         in_loop_deadline_s: float = 10.0,
         compact_over: int = COMPACT_OVER,
         summary_metrics: Sequence[str] = ("fid",),
+        sampling_settings: Mapping[str, Mapping[str, Any]] | None = None,
     ):
         if not experiment:
             raise ValueError("ResultsCallback needs an experiment name")
         self.uri = os.fspath(uri)
         self.experiment = experiment
+        self.sampling_settings = dict(sampling_settings or {})  # tag -> setting: each report's setting rows
         self.flatten_config = flatten_config
         self.storage = dict(storage or {})
         self.flush_every = max(1, int(flush_every))
@@ -246,7 +250,8 @@ class ResultsCallback(Callback):
                          columns=self._trial_columns(trial), resources=self.trial_resources)
 
     def _metrics_row(self, trial: "Trial", result: Mapping[str, Any]) -> dict[str, Any]:
-        return metrics_row(self.experiment, trial.trial_id, result_step(result), result_metrics(result),
+        return metrics_row(self.experiment, trial.trial_id, result_step(result),
+                           headline_metrics(result_metrics(result), self.sampling_settings),
                            reported_at=result.get("timestamp") or time.time(),
                            columns=self._trial_columns(trial))
 
@@ -270,6 +275,10 @@ class ResultsCallback(Callback):
         row = self._metrics_row(trial, result)
         self._trial_last[trial.trial_id] = last_result(result, row["step"])
         self._buffer("metrics", row)
+        for setting_row in setting_rows(self.experiment, trial.trial_id, row["step"], result_metrics(result),
+                                        self.sampling_settings, reported_at=result.get("timestamp") or time.time(),
+                                        columns=self._trial_columns(trial)):
+            self._buffer("metrics", setting_row)
         self._summary.observe_result(row)
         for kind, uri in reported_artifacts(result):
             self._buffer("artifacts", artifact_row(self.experiment, trial.trial_id, kind, uri, row["step"]))

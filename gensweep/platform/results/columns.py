@@ -57,6 +57,8 @@ COLUMN_TYPES: dict[str, dict[str, pa.DataType]] = {
         "reported_at": TIMESTAMP,
         "reeval": pa.bool_(),
         "backfilled": pa.bool_(),
+        "sampling": pa.string(),
+        "sampling_row": pa.bool_(),
     },
     "artifacts": {
         **_COMMON,

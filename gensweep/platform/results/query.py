@@ -9,7 +9,7 @@ from typing import Any, Iterable, Sequence
 import pandas as pd
 
 from .backends import backend_for_uri
-from .schema import CONFIG_PREFIX, REEVAL, TABLES
+from .schema import CONFIG_PREFIX, REEVAL, SAMPLING, SAMPLING_ROW, TABLES
 from .status import TrialStatus
 from .store import ResultsStore
 from .summary import best_column, summarize
@@ -22,10 +22,19 @@ def _store(uri: str | ResultsStore, storage: dict[str, Any]) -> ResultsStore:
 
 
 def training_rows(metrics: pd.DataFrame) -> pd.DataFrame:
-    """The metrics rows the training loops reported (re-evaluations of checkpoints left out)."""
-    if REEVAL not in metrics.columns:
-        return metrics
-    return metrics[~metrics[REEVAL].eq(True)]
+    """The metrics rows the training loops reported (re-evaluations of checkpoints and the rows of
+    single sampling-time settings left out: a report's own row holds the setting it chose)."""
+    for flag in (REEVAL, SAMPLING_ROW):
+        if flag in metrics.columns:
+            metrics = metrics[~metrics[flag].eq(True)]
+    return metrics
+
+
+def sampling_rows(metrics: pd.DataFrame) -> pd.DataFrame:
+    """The rows of single sampling-time settings (one per trial, step and setting; ``sampling`` tags them)."""
+    if SAMPLING_ROW not in metrics.columns:
+        return metrics.iloc[0:0]
+    return metrics[metrics[SAMPLING_ROW].eq(True)]
 
 
 def load_metrics(
@@ -56,7 +65,7 @@ def _config_columns(df: pd.DataFrame) -> list[str]:
 
 
 # What a leaderboard reads of the metrics and trials tables (Parquet column projection).
-BOARD_METRICS = ("trial_id", "step", "time_total_s", REEVAL, CONFIG_PREFIX + "*")
+BOARD_METRICS = ("trial_id", "step", "time_total_s", REEVAL, SAMPLING_ROW, SAMPLING, CONFIG_PREFIX + "*")
 BOARD_TRIALS = ("trial_id", "status", "reason", "wall_time_s", CONFIG_PREFIX + "*")
 
 

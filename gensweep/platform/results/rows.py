@@ -12,7 +12,7 @@ import numbers
 import time
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 
-from .schema import CONFIG_PREFIX, flatten, is_scalar, normalize_value, to_json
+from .schema import CONFIG_PREFIX, SAMPLING, SAMPLING_ROW, flatten, is_scalar, make_row_key, normalize_value, to_json
 from .schema import flatten_config as _flatten_config
 from .status import TrialStatus
 
@@ -85,6 +85,40 @@ def metrics_row(
     row.update(flags)
     row.update(columns or {})
     return row
+
+
+def setting_rows(
+    experiment: str,
+    trial_id: str,
+    step: Any,
+    metrics: Mapping[str, Any],
+    settings: Mapping[str, Mapping[str, Any]],
+    *,
+    reported_at: float,
+    columns: Mapping[str, Any] | None = None,
+) -> list[dict[str, Any]]:
+    """One ``metrics`` row per sampling-time setting a report scored (``settings``: tag -> setting):
+    its ``<name>/<tag>`` values under their plain names, tagged with ``sampling`` (the tag),
+    ``sampling/<field>`` (the setting) and ``sampling_row`` (leaderboards and curves leave such rows
+    out: the report's own row holds the setting the trial chose). Its row key adds the tag."""
+    rows = []
+    for tag, setting in settings.items():
+        suffix = f"/{tag}"
+        scores = {k[: -len(suffix)]: v for k, v in metrics.items() if k.endswith(suffix)}
+        if not scores:
+            continue
+        tagged = {SAMPLING: tag, SAMPLING_ROW: True, **{f"{SAMPLING}/{k}": v for k, v in setting.items()}}
+        row = metrics_row(experiment, trial_id, step, scores, reported_at=reported_at,
+                          columns={**(columns or {}), **tagged})
+        row["row_key"] = make_row_key(experiment, trial_id, step, tag)
+        rows.append(row)
+    return rows
+
+
+def headline_metrics(metrics: Mapping[str, Any], tags: Any) -> dict[str, Any]:
+    """A report without its ``<name>/<tag>`` values of the sampling settings ``tags`` (rows of their own)."""
+    suffixes = tuple(f"/{tag}" for tag in tags)
+    return {k: v for k, v in metrics.items() if not (suffixes and str(k).endswith(suffixes))}
 
 
 def result_step(result: Mapping[str, Any]) -> Any:

@@ -25,6 +25,10 @@ CONFIG_PREFIX = "config/"
 # True on a metrics row made by re-scoring a stored checkpoint (``gensweep eval``), not by the
 # training loop; such rows may use another backbone or N, so leaderboards leave them out.
 REEVAL = "reeval"
+# A metrics row of one sampling-time setting (``sampling``: its tag; ``sampling/<field>``: its values),
+# written beside the report's own row, which holds the setting the trial chose; leaderboards leave it out.
+SAMPLING = "sampling"
+SAMPLING_ROW = "sampling_row"
 
 
 class SchemaError(ValueError):

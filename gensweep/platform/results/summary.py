@@ -13,7 +13,7 @@ from typing import Any, Sequence
 
 import pandas as pd
 
-from .schema import REEVAL
+from .schema import REEVAL, SAMPLING_ROW
 from .status import TrialStatus
 from .store import ResultsStore
 
@@ -68,11 +68,12 @@ class RunningSummary:
 
 def summarize(store: ResultsStore, experiment: str, metrics: Sequence[str]) -> dict[str, Any]:
     """The summary fields of ``experiment`` computed from its trials and metrics (only the
-    columns they need); training reports only, re-evaluations left out."""
+    columns they need); training reports only, re-evaluations and sampling-setting rows left out."""
     trials = store.read("trials", experiment, columns=["trial_id", "status"])
-    scores = store.read("metrics", experiment, columns=["trial_id", REEVAL, *metrics])
-    if REEVAL in scores.columns:
-        scores = scores[~scores[REEVAL].eq(True)]
+    scores = store.read("metrics", experiment, columns=["trial_id", REEVAL, SAMPLING_ROW, *metrics])
+    for flag in (REEVAL, SAMPLING_ROW):
+        if flag in scores.columns:
+            scores = scores[~scores[flag].eq(True)]
     ids = set(trials["trial_id"]) | set(scores["trial_id"]) if "trial_id" in scores.columns else set(trials["trial_id"])
     finished = trials[trials["status"].isin(TrialStatus.terminals())] if "status" in trials.columns else trials
     return {

@@ -20,10 +20,12 @@ from pydantic import (
     model_validator,
 )
 
-from gensweep import search_spaces
 from gensweep.platform.metrics.protocol import METRICS
 from gensweep.platform.metrics.refstats import REFERENCE_NAME
+from gensweep.platform.spec.checks import check_inline_single_worker, load_space
+from gensweep.platform.spec.objectives import Objective, check_objectives, primary_from_objectives
 from gensweep.platform.spec.rules import Seed, bounded_lines, check_consistency, check_grid_size, check_ladder
+from gensweep.platform.spec.sampling import check_sampling_space, check_some_setting, sampling_grid, split_space
 from gensweep.platform.spec.space import SearchSpace
 from gensweep.platform.spec.yaml_load import YamlInputError, load_yaml_text, read_yaml_file
 from gensweep.platform.storage.secrets import refuse_password
@@ -35,18 +37,29 @@ class _Strict(BaseModel):
 
 
 class SearchConfig(_Strict):
-    algorithm: Literal["optuna-tpe", "random", "grid"] = "optuna-tpe"
+    algorithm: Literal["optuna-tpe", "optuna-nsga2", "random", "grid"] = "optuna-tpe"
     num_trials: int = Field(6, ge=1, description="configs to sample, each run once per seed; ignored by grid"
                             " (the grid size decides)")
     max_concurrent: int | None = Field(
         None, ge=1, description="trials at once; unset: as many as the cluster holds (never more)")
     metric: str = "fid"
     mode: Literal["min", "max"] = "min"
+    metrics: list[Objective] | None = Field(
+        None, min_length=2, description="several objectives (multi-objective search; exclusive with metric/mode):"
+        " the first is the primary one (ASHA, leaderboard order); see platform/spec/objectives.py")
     seeds: list[Seed] | None = Field(
         None, min_length=1, description="replicate axis of every algorithm: each sampled config (or grid cell)"
         " runs once per seed, all under one config_id; unset: once, at the trainable's seed (the spec's seed)")
     optuna_storage: Annotated[str | None, AfterValidator(refuse_password)] = Field(
         None, description="SQLAlchemy URL for the Optuna study; its password from the secrets file or environment")
+
+    @model_validator(mode="after")
+    def _objectives(self):
+        return primary_from_objectives(self)
+
+    def objectives(self) -> list[tuple[str, str]]:
+        """``(name, mode)`` of every objective, the primary first."""
+        return [(o.name, o.mode) for o in self.metrics] if self.metrics else [(self.metric, self.mode)]
 
 
 class SchedulerConfig(_Strict):
@@ -91,13 +104,6 @@ class ResourcesConfig(_Strict):
         worker, so ``max_failures`` applies there; a train trial's restarts are Train's (of the worker
         group, inside the trial), and Tune's stay 0 so that a failure is not retried twice over."""
         return self.max_failures if self.inline else 0
-
-
-def check_inline_single_worker(resources: ResourcesConfig) -> ResourcesConfig:
-    """The inline launcher runs one worker (validators delegate to plain functions, which mutmut can mutate)."""
-    if resources.launcher == "inline" and resources.workers != 1:
-        raise ValueError(f"launcher: 'inline' runs one worker; resources.workers is {resources.workers}")
-    return resources
 
 
 class StorageConfig(_Strict):
@@ -213,7 +219,8 @@ class ExperimentSpec(_Strict):
 
     @model_validator(mode="after")
     def _check_against_family(self):
-        return check_against_family(self)
+        check_sampling_space(self.space, self.family)
+        return check_objectives(check_against_family(self))
 
     @model_validator(mode="after")
     def _sections_agree(self):
@@ -241,15 +248,29 @@ class ExperimentSpec(_Strict):
         implied = {"resolution": self.data.resolution, "channels": self.data.channels, "seed": self.seed}
         return {**{k: v for k, v in implied.items() if k in cfg_fields}, **self.trainable}
 
+    def trial_values(self, sampled: dict[str, Any]) -> dict[str, Any]:
+        """A trial's settings before validation: defaults, ``sampled`` and its grid of sampling-time
+        settings (which replaces any sampling-time value among ``sampled``)."""
+        values = {**self.trial_defaults(), **sampled}
+        grid = sampling_grid(self.space, self.family, values)
+        sampling = split_space(self.space, self.family)[1].params
+        return {**{k: v for k, v in values.items() if k not in sampling}, "sampling_grid": grid} if grid else values
+
+    def training_space(self) -> SearchSpace:
+        """The searched parameters: the space without its sampling-time ones (every trial scores those)."""
+        return split_space(self.space, self.family)[0]
+
     def trial_config(self, sampled: dict[str, Any]) -> BaseModel:
         """The family's config model of one trial, validated once; an infeasible combination raises
         :class:`InfeasibleConfig` with the family's rule messages."""
         try:
-            return FAMILIES.get(self.family).config.model_validate({**self.trial_defaults(), **sampled})
-        except ValidationError:
+            return FAMILIES.get(self.family).config.model_validate(self.trial_values(sampled))
+        except ValidationError:  # a subclass of ValueError: caught first
             problems = self.violations(sampled)  # only on failure: the messages, field errors first
             if not problems:
                 raise
+        except ValueError as e:  # no sampling-time setting is valid with these values
+            problems = [str(e)]
         raise InfeasibleConfig(f"infeasible trial config {sampled}: " + "; ".join(problems))
 
     def resolve_trial(self, sampled: dict[str, Any]) -> dict[str, Any]:
@@ -258,7 +279,10 @@ class ExperimentSpec(_Strict):
 
     def violations(self, sampled: dict[str, Any]) -> list[str]:
         """Why the trial config of ``sampled`` parameters cannot run (the family's rules); [] when it can."""
-        return FAMILIES.get(self.family).violations({**self.trial_defaults(), **sampled})
+        try:
+            return FAMILIES.get(self.family).violations(self.trial_values(sampled))
+        except ValueError as e:  # no sampling-time setting is valid with these values
+            return [str(e)]
 
     def feasible_cells(self, cells: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[str]]:
         """Grid cells the family's rules allow, and one message per dropped cell."""
@@ -280,20 +304,6 @@ class ExperimentSpec(_Strict):
         return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
 
 
-def load_space(v: Any) -> Any:
-    """``space`` as a file name of :mod:`gensweep.search_spaces`, a bare ``{param: ...}`` or ``{"params": ...}``."""
-    if isinstance(v, str) and v.endswith((".yaml", ".yml")):  # a file: read as strictly as the spec
-        doc = read_yaml_file(v, "space file")
-        if not isinstance(doc, dict) or "params" not in doc:
-            raise ValueError(f"space file {v} must be a mapping with a 'params' key")
-        return {"params": doc["params"]}
-    if isinstance(v, str):
-        return {"params": search_spaces.load(v)["params"]}
-    if isinstance(v, dict) and "params" not in v:
-        return {"params": v}
-    return v
-
-
 def check_against_family(spec: ExperimentSpec) -> ExperimentSpec:
     """Every fixed and searched setting is a field of the family's config, valid at every level, and a
     grid has at least one feasible cell."""
@@ -309,16 +319,17 @@ def check_against_family(spec: ExperimentSpec) -> ExperimentSpec:
             raise ValueError(f"space.{key}: also fixed in trainable.{key}; a setting is either fixed or searched")
     base = spec.trial_defaults()
     _validate_config(cfg_model, base, "trainable")
+    check_some_setting(spec.space, spec.family, base)
     for key, p in spec.space.params.items():
         for level in p.checked_levels():  # a long int range: its ends only (never expanded)
             _validate_config(cfg_model, {**base, key: level}, f"space.{key}", level)
     if spec.search.algorithm == "grid":
         try:
             check_grid_size(spec)
-            spec.space.grid()
+            spec.training_space().grid()
         except ValueError as e:
             raise ValueError(f"search.algorithm: grid: {e}") from None
-        if not spec.feasible_cells(spec.space.grid())[0]:
+        if not spec.feasible_cells(spec.training_space().grid())[0]:
             raise ValueError("space: every grid cell breaks a combination rule of family " + repr(spec.family))
         if spec.scheduler.kind != "none":
             raise ValueError(

@@ -33,8 +33,12 @@ def is_divergence(error: Any) -> bool:
 
 def sweep_outcome(spec: ExperimentSpec, setup: SweepSetup, grid: Any, t0: float) -> SweepOutcome:
     from gensweep.platform.results import leaderboard
+    from gensweep.platform.results.front import front_board
 
     diverged = sum(1 for r in grid if r.error is not None and is_divergence(r.error))
     errors = sum(1 for r in grid if r.error is not None) - diverged
-    board = leaderboard(setup.root, setup.experiment, metric=spec.search.metric, mode=spec.search.mode)
+    if spec.search.metrics:  # the front of the searched objectives, marked
+        board = front_board(setup.root, setup.experiment, spec.search.objectives())
+    else:
+        board = leaderboard(setup.root, setup.experiment, metric=spec.search.metric, mode=spec.search.mode)
     return SweepOutcome(setup.experiment, setup.root, time.perf_counter() - t0, board, errors, diverged)

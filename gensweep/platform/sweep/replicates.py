@@ -66,11 +66,15 @@ class ReplicateSearcher(Searcher):
         del self._ended[group]
         if any(r is None for r in ended):
             self.inner.on_trial_complete(group, result=None, error=True)
-        elif all(self.metric in r for r in ended):
-            mean = sum(float(r[self.metric]) for r in ended) / len(ended)
-            self.inner.on_trial_complete(group, result={**ended[-1], self.metric: mean})
+        elif all(m in r for r in ended for m in self._objectives()):
+            means = {m: sum(float(r[m]) for r in ended) / len(ended) for m in self._objectives()}
+            self.inner.on_trial_complete(group, result={**ended[-1], **means})
         else:
             self.inner.on_trial_complete(group, result=None, error=False)
+
+    def _objectives(self) -> list[str]:
+        """The metric names told to the inner searcher (several for a multi-objective search)."""
+        return list(self.metric) if isinstance(self.metric, (list, tuple)) else [self.metric]
 
     def save(self, checkpoint_path: str) -> None:
         save_wrapper(checkpoint_path, self.inner, {"queue": self._queue, "group": self._group, "ended": self._ended})

@@ -1,6 +1,7 @@
 """Search algorithm and scheduler from the spec (registries of small builders)."""
 from __future__ import annotations
 
+import warnings
 from typing import Any, Callable, Optional
 
 import optuna
@@ -13,6 +14,7 @@ from gensweep.platform.spec import ExperimentSpec
 from gensweep.platform.spec.space import with_replicates
 from gensweep.platform.storage.secrets import with_password, without_password
 from gensweep.platform.sweep.feasible import FeasibleSearcher
+from gensweep.platform.sweep.nsga2 import PicklableNSGAII
 from gensweep.platform.sweep.replicates import ReplicateSearcher
 from gensweep.platform.trial.launch import GRID_KEY
 from gensweep.trainables.registry import Registry
@@ -32,14 +34,20 @@ SCHEDULERS: Registry[Callable[[ExperimentSpec], TrialScheduler]] = Registry("sch
 
 
 def _optuna(spec: ExperimentSpec, sampler: optuna.samplers.BaseSampler, storage: Any, study_name: str) -> SearchPlan:
+    names, modes = zip(*spec.search.objectives())
+    multi = len(names) > 1
     searcher = OptunaSearch(
-        space=spec.space.define_by_run(),
-        metric=spec.search.metric,
-        mode=spec.search.mode,
+        space=spec.training_space().define_by_run(),
+        metric=list(names) if multi else names[0],
+        mode=list(modes) if multi else modes[0],
         sampler=sampler,
         storage=storage,
         study_name=study_name if storage is not None else None,
     )
+    if multi:  # the study was made in the constructor (a define-by-run space): name its objectives
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            searcher._ot_study.set_metric_names(list(names))
     seeds = spec.replicate_seeds()
     replicated = ReplicateSearcher(FeasibleSearcher(searcher, spec.violations), seeds)
     return SearchPlan(replicated, {}, spec.search.num_trials * len(seeds))
@@ -50,6 +58,12 @@ def _tpe(spec: ExperimentSpec, storage: Any, study_name: str = "") -> SearchPlan
     return _optuna(spec, optuna.samplers.TPESampler(seed=spec.seed, n_startup_trials=max(2, spec.search.max_concurrent or 2)), storage, study_name)
 
 
+@SEARCHERS.register("optuna-nsga2", ref="Deb et al. 2002, A Fast and Elitist Multiobjective Genetic Algorithm: NSGA-II, via Optuna")
+def _nsga2(spec: ExperimentSpec, storage: Any, study_name: str = "") -> SearchPlan:
+    population = max(2, min(50, spec.search.num_trials // 2))  # >= 2 generations per sweep
+    return _optuna(spec, PicklableNSGAII(seed=spec.seed, population_size=population), storage, study_name)
+
+
 @SEARCHERS.register("random", ref="Bergstra & Bengio 2012, Random Search for Hyper-Parameter Optimization")
 def _random(spec: ExperimentSpec, storage: Any, study_name: str = "") -> SearchPlan:
     return _optuna(spec, optuna.samplers.RandomSampler(seed=spec.seed), storage, study_name)
@@ -57,7 +71,7 @@ def _random(spec: ExperimentSpec, storage: Any, study_name: str = "") -> SearchP
 
 @SEARCHERS.register("grid", ref="Lucic et al. 2018, Are GANs Created Equal? (factorial ablation, seeds as replicates)")
 def _grid(spec: ExperimentSpec, storage: Any, study_name: str = "") -> SearchPlan:
-    cells, dropped = spec.feasible_cells(spec.space.grid())
+    cells, dropped = spec.feasible_cells(spec.training_space().grid())
     for message in dropped:
         print(f"[gensweep] grid cell skipped: {message}", flush=True)
     cells = with_replicates(cells, spec.replicate_seeds())

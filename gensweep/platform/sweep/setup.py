@@ -179,9 +179,14 @@ def results_callback(spec: ExperimentSpec, setup: SweepSetup):
     from gensweep.platform.results import ResultsCallback
     from gensweep.platform.trial.resources import held_resources
 
+    from gensweep.platform.spec.sampling import possible_settings
+    from gensweep.trainables.sampling import setting_tag
+
+    grid = possible_settings(spec.space, spec.family)
     return ResultsCallback(setup.root, setup.experiment, flatten_config=flatten_trial_config,
                            spec=spec.to_yaml(), seed=spec.seed, budget_iterations=spec.max_evals(),
-                           trial_resources=held_resources(spec), journal=RootLayout(setup.root).journal)
+                           trial_resources=held_resources(spec), journal=RootLayout(setup.root).journal,
+                           sampling_settings={setting_tag(s): s for s in grid})
 
 
 def shared_dataset(spec: ExperimentSpec, dataset_uri: str):

@@ -38,9 +38,11 @@ from gensweep.platform.trial.checkpoints import (
 )
 from gensweep.platform.trial.evaluation import WorkerEvaluator
 from gensweep.platform.trial.handoff import WorkerConfig
+from gensweep.platform.trial.report_metrics import best_setting, compute_hours, with_setting
 from gensweep.trainables.context import SingleProcess
 from gensweep.trainables.errors import Diverged
 from gensweep.trainables.families import FAMILIES
+from gensweep.trainables.sampling import GRID_FIELD, setting_tag
 
 logger = logging.getLogger(__name__)
 
@@ -90,6 +92,8 @@ class PlatformContext(SingleProcess):
         self._resumed_report: Optional[dict[str, Any]] = None  # the report saved with that checkpoint
         self._reported = False
         self._results = cfg.results  # where a backfilled row goes
+        self._held, self._objective = dict(cfg.held), tuple(cfg.objective)
+        self._setting_tags = [setting_tag(s) for s in self.config.get(GRID_FIELD) or []]
 
     # -- data --------------------------------------------------------------------------
     def epoch_batches(self, epoch: int) -> Iterator[Mapping[str, torch.Tensor]]:
@@ -118,6 +122,11 @@ class PlatformContext(SingleProcess):
         out["worker_pid"] = os.getpid()  # changes when Train restarts a failed worker group
         # the reference set's real-vs-real FID (NaN: not available), for reading scores beside it
         out["fid_floor"] = float("nan") if self._fid_floor is None else float(self._fid_floor)
+        before = (self._resumed_report or {}).get("metrics")
+        out.update(compute_hours(self._held, out["loop_time_s"], before))
+        if self._setting_tags:
+            tag = best_setting(out, self._setting_tags, *self._objective)
+            out = with_setting(out, tag if tag is not None else self._setting_tags[0])
         return out
 
     def report(self, metrics: Mapping[str, Any], state: Mapping[str, Any] | None = None) -> None:

@@ -39,7 +39,7 @@ from gensweep.platform.trial.context import (
     train_loop_per_worker,
 )
 from gensweep.platform.trial.handoff import EvalRuntime, ResultsTarget, WorkerConfig
-from gensweep.platform.trial.resources import worker_resources
+from gensweep.platform.trial.resources import held_resources, worker_resources
 from gensweep.trainables.errors import Diverged
 
 GRID_KEY = "cell"
@@ -167,6 +167,8 @@ def worker_config(spec: ExperimentSpec, plan: TrialPlan, trial_id: str, trial_cf
         secrets_file=plan.secrets_file,
         results=ResultsTarget(root=plan.results_root, experiment=plan.experiment, trial_id=trial_id,
                               columns=config_columns or {}),
+        held=held_resources(spec),
+        objective=spec.search.objectives()[0],
     )
 
 

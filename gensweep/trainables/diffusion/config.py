@@ -13,6 +13,7 @@ from gensweep.trainables.diffusion.parameterization import (
 from gensweep.trainables.diffusion.samplers import SAMPLERS, Churn, parse_setting
 from gensweep.trainables.diffusion.schedules import PATHS, get_path
 from gensweep.trainables.efficiency import EfficiencyOptions
+from gensweep.trainables.sampling import SAMPLING_TIME, check_grid
 
 
 class DiffusionConfig(EfficiencyOptions):
@@ -50,14 +51,21 @@ class DiffusionConfig(EfficiencyOptions):
         default_factory=lambda: ["ddim:50"], min_length=1,
         description="'NAME:STEPS' settings scored at every eval; the first is also reported as the plain metric",
     )
-    sampler: Optional[str] = Field(None, description="searchable override of the first eval setting's sampler")
-    sample_steps: Optional[int] = Field(None, ge=1, description="searchable override of the first eval setting's steps")
-    eta: float = Field(0.0, ge=0.0, le=1.0, description="DDIM stochasticity (0: deterministic, 1: DDPM posterior)")
+    sampler: Optional[str] = Field(None, description="searchable override of the first eval setting's sampler",
+                                   json_schema_extra=SAMPLING_TIME)
+    sample_steps: Optional[int] = Field(None, ge=1, description="searchable override of the first eval setting's steps",
+                                        json_schema_extra=SAMPLING_TIME)
+    eta: float = Field(0.0, ge=0.0, le=1.0, description="DDIM stochasticity (0: deterministic, 1: DDPM posterior)",
+                       json_schema_extra=SAMPLING_TIME)
     s_churn: float = Field(0.0, ge=0.0, description="EDM stochastic sampling (heun, euler): churn; 0: deterministic")
     s_tmin: float = Field(0.0, ge=0.0, description="EDM churn only at noise levels (sigma/alpha) >= s_tmin")
     s_tmax: Optional[float] = Field(None, ge=0.0, description="EDM churn only at noise levels <= s_tmax; None: no bound")
     s_noise: float = Field(1.0, gt=0.0, description="EDM churn: std of the added noise per unit of noise level")
-    guidance: float = Field(1.0, ge=0.0, description="classifier-free guidance scale (1: plain conditional)")
+    guidance: float = Field(1.0, ge=0.0, description="classifier-free guidance scale (1: plain conditional)",
+                            json_schema_extra=SAMPLING_TIME)
+    sampling_grid: list[dict[str, Any]] = Field(
+        default_factory=list, description="settings of the sampling-time fields, each scored at every eval on the"
+        " same network (tagged metrics); empty: the config's own setting(s) only")
     clip_denoised: bool = Field(True, description="clip predicted x0 to [-1, 1] while sampling")
     eval_batch_size: int = Field(256, ge=1, description="images per sampling batch")
     eval_every: int = Field(500, ge=1)
@@ -122,7 +130,10 @@ class DiffusionConfig(EfficiencyOptions):
             raise ValueError(f"s_tmin {self.s_tmin} is above s_tmax {self.s_tmax}: churn would never apply")
         if self.resolution < 2 ** (len(self.channel_mult) - 1):
             raise ValueError(f"resolution {self.resolution} is too small for {len(self.channel_mult)} U-Net levels")
-        return self
+        if self.sampling_grid and len(self.eval_samplers) > 1:
+            raise ValueError(f"eval_samplers lists {len(self.eval_samplers)} settings, but sampling_grid is what is"
+                             " scored: each of its settings with its own sampler; list one eval sampler")
+        return check_grid(self)
 
     def generated_classes(self) -> int:
         """How many classes the denoiser can be asked for (0: unconditional)."""

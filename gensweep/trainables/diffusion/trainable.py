@@ -20,7 +20,7 @@ from gensweep.trainables.diffusion.denoiser import make_denoiser
 from gensweep.trainables.diffusion.ema import EMA
 from gensweep.trainables.diffusion.objectives import WEIGHTINGS, diffusion_loss
 from gensweep.trainables.diffusion.parameterization import PREDICTIONS
-from gensweep.trainables.diffusion.samplers import SAMPLERS
+from gensweep.trainables.diffusion.samplers import SAMPLERS, nfe
 from gensweep.trainables.diffusion.schedules import get_path
 from gensweep.trainables.diffusion.unet import UNet, UNetSpec
 from gensweep.trainables.efficiency import Efficiency
@@ -28,6 +28,7 @@ from gensweep.trainables.errors import backward_checked, check_gradients
 from gensweep.trainables.loop import evaluation_metrics, training_batches
 from gensweep.trainables.optim import set_hyperparameters
 from gensweep.trainables.rng import rng_state, seed_everything, set_rng_state
+from gensweep.trainables.sampling import setting_configs
 
 
 def build_net(cfg: DiffusionConfig) -> UNet:
@@ -124,8 +125,21 @@ def sampler_fn(net: nn.Module, cfg: DiffusionConfig, device: torch.device, name:
 
 
 def tagged_samplers(net: nn.Module, cfg: DiffusionConfig, device: torch.device) -> list[tuple[str, Any]]:
-    """``(tag, sample)`` of every configured ``(sampler, steps)`` setting, in the configured order."""
+    """``(tag, sample)`` of every configured ``(sampler, steps)`` setting, in the configured order; with a
+    ``sampling_grid``, of each grid setting (its own primary sampler, tagged by the setting)."""
+    if cfg.sampling_grid:
+        return [(tag, sampler_fn(net, s, device, *s.settings()[0])) for tag, s in setting_configs(cfg)]
     return [(setting_tag(n, k), sampler_fn(net, cfg, device, n, k)) for n, k in cfg.settings()]
+
+
+def setting_nfe(cfg: DiffusionConfig) -> dict[str, int]:
+    """Network evaluations per sample (``nfe``, the primary setting's; ``nfe/<tag>`` per setting),
+    counted as one per guided denoiser call."""
+    if cfg.sampling_grid:
+        per = {tag: nfe(*s.settings()[0]) for tag, s in setting_configs(cfg)}
+    else:
+        per = {setting_tag(n, k): nfe(n, k) for n, k in cfg.settings()}
+    return {"nfe": next(iter(per.values())), **{f"nfe/{tag}": v for tag, v in per.items()}}
 
 
 def checkpoint_samplers(state: dict[str, Any], device: torch.device) -> list[tuple[str, Any]]:
@@ -171,6 +185,7 @@ def train_diffusion(ctx: TrialContext) -> dict[str, Any]:
     if st.ema is not None:
         ctx.broadcast_parameters(st.ema.shadow)
     samplers = tagged_samplers(st.sample_net(), cfg, device)
+    cost = {"params": sum(p.numel() for p in st.net.parameters()), **setting_nfe(cfg)}
 
     loss_value = float("nan")
     window_t0, window_images = time.perf_counter(), 0
@@ -189,6 +204,7 @@ def train_diffusion(ctx: TrialContext) -> dict[str, Any]:
                 "loss/diffusion": loss_value,
                 "images_per_s": window_images / max(elapsed, 1e-9),
                 "loader_wait_s": ctx.loader_wait_s(),
+                **cost,
                 **evaluation_metrics(ctx, samplers, st.step, cfg.grid_size, cfg.generated_classes()),
             }
             ctx.report(metrics, state=st.state_dict())

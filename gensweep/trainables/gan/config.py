@@ -13,6 +13,7 @@ from gensweep.trainables.gan.augment import POLICY_SEPARATOR
 from gensweep.trainables.gan.catalog import REGISTRIES
 from gensweep.trainables.gan.regularizers import SEPARATOR
 from gensweep.trainables.gan.rules import check_rules
+from gensweep.trainables.sampling import SAMPLING_TIME, check_grid
 
 # catalog fields whose value joins several registered names, and their separators
 JOINED = {"reg": SEPARATOR, "aug_policy": POLICY_SEPARATOR}
@@ -61,6 +62,12 @@ class GanConfig(EfficiencyOptions):
     ema_beta: float = Field(0.999, ge=0.0, lt=1.0, description="0 disables the EMA generator")
     eval_every: int = Field(200, ge=1)
     grid_size: int = Field(64, ge=1, le=256)
+    truncation: Optional[float] = Field(
+        None, gt=0.0, description="truncation trick (Brock et al. 2019): sampling latents from N(0, I) truncated to"
+        " |z_i| <= truncation; None: untruncated", json_schema_extra=SAMPLING_TIME)
+    sampling_grid: list[dict[str, Any]] = Field(
+        default_factory=list, description="settings of the sampling-time fields, each scored at every eval on the"
+        " same generator (tagged metrics); empty: the config's own setting only")
     max_grad_norm: float = Field(1e4, gt=0.0, description="a larger gradient norm counts as divergence")
 
     @field_validator(*REGISTRIES)
@@ -84,6 +91,7 @@ class GanConfig(EfficiencyOptions):
 
     @model_validator(mode="after")
     def _rules(self, info: ValidationInfo) -> "GanConfig":
+        check_grid(self)
         if (info.context or {}).get("rules", True) is False:
             return self
         problems = check_rules(self)

@@ -23,6 +23,7 @@ from gensweep.trainables.gan.phases import Phase, StepInputs, build_phases
 from gensweep.trainables.gan.state import GanState
 from gensweep.trainables.loop import evaluation_metrics, training_batches
 from gensweep.trainables.rng import seed_everything
+from gensweep.trainables.sampling import setting_configs
 
 __all__ = ["Diverged", "GanState", "checkpoint_samplers", "gan_phases", "sampler", "train_gan", "train_step",
            "untrained_generator"]
@@ -37,7 +38,7 @@ def sampler(net: nn.Module, cfg: GanConfig, device: torch.device):
     @torch.no_grad()
     def sample(count: int, seed: int, labels: Optional[torch.Tensor] = None) -> torch.Tensor:
         g = torch.Generator().manual_seed(seed)
-        z = torch.randn(count, cfg.z_dim, generator=g).to(device)
+        z = latents(count, cfg.z_dim, g, cfg.truncation).to(device)
         drawn = torch.randint(0, max(cfg.num_classes, 1), (count,), generator=g)
         labels = chosen_labels(labels, drawn, count, cfg.generated_classes()).to(device)
         was_training = net.training
@@ -47,6 +48,22 @@ def sampler(net: nn.Module, cfg: GanConfig, device: torch.device):
         return out.clamp(-1, 1)
 
     return sample
+
+
+def latents(count: int, z_dim: int, g: torch.Generator, truncation: Optional[float] = None) -> torch.Tensor:
+    """``count`` latents from N(0, I), or from N(0, I) truncated to ``|z_i| <= truncation`` (the
+    truncation trick, by the inverse CDF of uniforms inside the kept range: no rejection loop)."""
+    if truncation is None:
+        return torch.randn(count, z_dim, generator=g)
+    normal = torch.distributions.Normal(0.0, 1.0)
+    lo = float(normal.cdf(torch.tensor(-truncation)))
+    u = lo + (1.0 - 2.0 * lo) * torch.rand(count, z_dim, generator=g, dtype=torch.float64)
+    return torch.special.ndtri(u).float()
+
+
+def tagged_samplers(net: nn.Module, cfg: GanConfig, device: torch.device) -> list[tuple[str, Any]]:
+    """``(tag, sample)`` per setting of ``cfg.sampling_grid`` (untagged without a grid)."""
+    return [(tag, sampler(net, setting, device)) for tag, setting in setting_configs(cfg)]
 
 
 def run_phase(phase: Phase, st: GanState, inp: StepInputs, ctx: TrialContext) -> tuple[float, dict[str, float]]:
@@ -104,7 +121,8 @@ def train_gan(ctx: TrialContext) -> dict[str, Any]:
         if net is not None:
             ctx.broadcast_parameters(net)
     phases = gan_phases(st)
-    sample = sampler(st.sample_net(), cfg, device)
+    samplers = tagged_samplers(st.sample_net(), cfg, device)
+    n_params = sum(p.numel() for p in st.G.parameters())
     z_fn = lambda n: torch.randn(n, cfg.z_dim, device=device)  # noqa: E731
 
     losses: dict[str, float] = {}
@@ -128,7 +146,8 @@ def train_gan(ctx: TrialContext) -> dict[str, Any]:
                 **st.metrics(),
                 "images_per_s": window_images / max(elapsed, 1e-9),
                 "loader_wait_s": ctx.loader_wait_s(),
-                **evaluation_metrics(ctx, [("", sample)], st.step, cfg.grid_size, cfg.generated_classes()),
+                "params": n_params,
+                **evaluation_metrics(ctx, samplers, st.step, cfg.grid_size, cfg.generated_classes()),
             }
             ctx.report(metrics, state=st.state_dict())
             last = metrics
@@ -143,11 +162,11 @@ def untrained_generator(cfg: GanConfig, device: Optional[torch.device] = None) -
 
 
 def checkpoint_samplers(state: dict[str, Any], device: torch.device) -> list[tuple[str, Any]]:
-    """The evaluation sampler of a checkpointed trial (its EMA generator when it has one), as
-    ``[("", sample)]``: one untagged setting, scored exactly as the training loop scores it."""
+    """The evaluation samplers of a checkpointed trial (its EMA generator when it has one), as
+    ``[(tag, sample)]``, scored exactly as the training loop scores them."""
     cfg = GanConfig.model_validate(state["config"])
     st = GanState(cfg, device)
     st.G.load_state_dict(state["G"])
     if st.G_ema is not None:
         st.G_ema.load_state_dict(state["G_ema"])
-    return [("", sampler(st.sample_net(), cfg, device))]
+    return tagged_samplers(st.sample_net(), cfg, device)

@@ -1,0 +1,28 @@
+"""Plain checks the spec's validators delegate to (mutmut can mutate plain functions)."""
+from __future__ import annotations
+
+from typing import Any
+
+from gensweep import search_spaces
+from gensweep.platform.spec.yaml_load import read_yaml_file
+
+
+def check_inline_single_worker(resources: Any) -> Any:
+    """The inline launcher runs one worker (validators delegate to plain functions, which mutmut can mutate)."""
+    if resources.launcher == "inline" and resources.workers != 1:
+        raise ValueError(f"launcher: 'inline' runs one worker; resources.workers is {resources.workers}")
+    return resources
+
+
+def load_space(v: Any) -> Any:
+    """``space`` as a file name of :mod:`gensweep.search_spaces`, a bare ``{param: ...}`` or ``{"params": ...}``."""
+    if isinstance(v, str) and v.endswith((".yaml", ".yml")):  # a file: read as strictly as the spec
+        doc = read_yaml_file(v, "space file")
+        if not isinstance(doc, dict) or "params" not in doc:
+            raise ValueError(f"space file {v} must be a mapping with a 'params' key")
+        return {"params": doc["params"]}
+    if isinstance(v, str):
+        return {"params": search_spaces.load(v)["params"]}
+    if isinstance(v, dict) and "params" not in v:
+        return {"params": v}
+    return v
