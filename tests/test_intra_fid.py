@@ -129,6 +129,6 @@ def test_intra_fid_refuses_unsorted_digits(tmp_path, tmp_path_factory):
     np.save(src, mnist_split("train", pad=False)[0][:60])
     uri = str(tmp_path / "unlabelled")
     prepare(str(src), uri, resolution=16, resize="resize")
-    spec = tiny_spec(tmp_path, uri, metrics=["intra_fid"], ladder=[], ref_samples=60, num_samples=30)
+    spec = tiny_spec(tmp_path, uri, metrics=["fid", "intra_fid"], ladder=[], ref_samples=60, num_samples=30)
     with pytest.raises(SpecError, match="intra_fid needs a labelled dataset"):
         prepare_reference(spec, uri, str(tmp_path))

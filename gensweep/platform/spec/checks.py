@@ -14,6 +14,19 @@ def check_inline_single_worker(resources: Any) -> Any:
     return resources
 
 
+def check_seed_axis(spec: Any, family_fields: Any) -> Any:
+    """The seed is the replicate axis (``search.seeds``): never searched, not fixed beside a seed
+    list, and only for a family whose config has a ``seed``."""
+    if "seed" in spec.space.params:
+        raise ValueError("space.seed: the seed is the replicate axis, not a searched parameter; list the seeds"
+                         " in search.seeds")
+    if spec.search.seeds is not None and "seed" in spec.trainable:
+        raise ValueError("trainable.seed: fixed, but search.seeds lists the replicate seeds; set one of them")
+    if "seed" not in family_fields:
+        raise ValueError(f"family: {spec.family!r} has no 'seed' setting to replicate over")
+    return spec
+
+
 def load_space(v: Any) -> Any:
     """``space`` as a file name of :mod:`gensweep.search_spaces`, a bare ``{param: ...}`` or ``{"params": ...}``."""
     if isinstance(v, str) and v.endswith((".yaml", ".yml")):  # a file: read as strictly as the spec

@@ -22,7 +22,7 @@ from pydantic import (
 
 from gensweep.platform.metrics.protocol import METRICS
 from gensweep.platform.metrics.refstats import REFERENCE_NAME
-from gensweep.platform.spec.checks import check_inline_single_worker, load_space
+from gensweep.platform.spec.checks import check_inline_single_worker, check_seed_axis, load_space
 from gensweep.platform.spec.objectives import Objective, check_objectives, primary_from_objectives
 from gensweep.platform.spec.rules import Seed, bounded_lines, check_consistency, check_grid_size, check_ladder
 from gensweep.platform.spec.sampling import check_sampling_space, check_some_setting, sampling_grid, split_space
@@ -228,14 +228,7 @@ class ExperimentSpec(_Strict):
 
     @model_validator(mode="after")
     def _seed_is_the_replicate_axis(self):
-        if "seed" in self.space.params:
-            raise ValueError("space.seed: the seed is the replicate axis, not a searched parameter; list the seeds"
-                             " in search.seeds")
-        if self.search.seeds is not None and "seed" in self.trainable:
-            raise ValueError("trainable.seed: fixed, but search.seeds lists the replicate seeds; set one of them")
-        if "seed" not in FAMILIES.get(self.family).config.model_fields:
-            raise ValueError(f"family: {self.family!r} has no 'seed' setting to replicate over")
-        return self
+        return check_seed_axis(self, FAMILIES.get(self.family).config.model_fields)
 
     def replicate_seeds(self) -> list[int]:
         """The seeds every sampled config (or grid cell) runs with: ``search.seeds``, or else the

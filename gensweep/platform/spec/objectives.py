@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from gensweep.platform.metrics.protocol import METRICS
 from gensweep.trainables.families import FAMILIES
 
 # cumulative compute of the trial up to each report, from what one trial holds (see trial/context.py)
@@ -46,7 +47,8 @@ def primary_from_objectives(search: Any) -> Any:
 
 def reported_metrics(spec: Any) -> list[str]:
     """Metrics every trial of ``spec`` reports at each evaluation, by name."""
-    return [*spec.eval.metrics, *PLATFORM_COSTS, *FAMILIES.get(spec.family).reports]
+    columns = [c for name in spec.eval.metrics for c in METRICS.get(name).columns]  # pr: precision, recall
+    return list(dict.fromkeys([*spec.eval.metrics, *columns, *PLATFORM_COSTS, *FAMILIES.get(spec.family).reports]))
 
 
 def check_objectives(spec: Any) -> Any:

@@ -11,6 +11,7 @@ from typing import Annotated, Any
 from pydantic import Field
 
 from gensweep.platform.metrics.protocol import METRICS
+from gensweep.platform.spec.objectives import reported_metrics
 
 SEED_MAX = 2**63 - 1  # torch.manual_seed and numpy take it; room is left for no wider seed
 Seed = Annotated[int, Field(ge=0, le=SEED_MAX, description="a non-negative seed of at most 63 bits")]
@@ -33,9 +34,11 @@ def check_consistency(spec: Any) -> Any:
     """Sections that must agree: the searched metric is evaluated, replicate seeds are distinct,
     the trainable does not contradict the data it is fed."""
     columns = [c for name in spec.eval.metrics for c in METRICS.get(name).columns]
-    if spec.search.metric not in columns:
+    others = [m for m in reported_metrics(spec) if m not in columns and m not in spec.eval.metrics]
+    if not spec.search.metrics and spec.search.metric not in columns + others:  # several: check_objectives
         raise ValueError(f"search.metric: {spec.search.metric!r} is not computed by eval.metrics {spec.eval.metrics}"
-                         f" (their columns: {', '.join(columns)}); add its metric to eval.metrics")
+                         f" (their columns: {', '.join(columns)}) nor reported by every trial ({', '.join(others)});"
+                         " add its metric to eval.metrics")
     seeds = spec.search.seeds or []
     if len(set(seeds)) != len(seeds):
         twice = sorted({s for s in seeds if seeds.count(s) > 1})[:5]
