@@ -134,6 +134,14 @@ PartitionName=debug Nodes={NODE} Default=YES MaxTime=INFINITE State=UP
         return "\n".join(out)
 
     def stop(self) -> None:
+        if all(self.procs.get(n) is not None and self.procs[n].poll() is None for n in ("slurmctld", "slurmd")):
+            # end the jobs first: slurmstepd kills each job's processes (Ray's among them)
+            jobs = self.run(["squeue", "-h", "-o", "%i"], check=False).stdout.split()
+            if jobs:
+                self.run(["scancel", "--full", *jobs], check=False)
+                deadline = time.monotonic() + 60
+                while time.monotonic() < deadline and self.run(["squeue", "-h"], check=False).stdout.strip():
+                    time.sleep(0.5)
         for name in ("slurmd", "slurmctld", "munged"):
             p = self.procs.get(name)
             if p is None or p.poll() is not None:

@@ -9,7 +9,9 @@ every trial with no step trained twice and no row lost.
 """
 from __future__ import annotations
 
+import os
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -36,7 +38,27 @@ def slurm():
 def ray_tmp():
     d = tempfile.mkdtemp(prefix="gss-", dir="/tmp")  # short: Ray's socket paths must fit
     yield d
+    for pid in _processes_of(d):  # a job's Ray left behind by a failed test: by PID
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
     shutil.rmtree(d, ignore_errors=True)
+
+
+def _processes_of(ray_tmp: str) -> list[int]:
+    """PIDs of the processes of the job's Ray: its temp dir in their command line or environment."""
+    mark = ray_tmp.encode()
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit() and int(entry) != os.getpid():
+            try:
+                with open(f"/proc/{entry}/cmdline", "rb") as f, open(f"/proc/{entry}/environ", "rb") as g:
+                    if mark in f.read() or mark in g.read():
+                        found.append(int(entry))
+            except OSError:
+                continue
+    return found
 
 
 def _ray_env(tmp: Path, ray_tmp: str) -> dict[str, str]:
@@ -78,7 +100,9 @@ def test_time_limit_signal_requeues_and_the_next_run_finishes_every_trial(slurm,
     text = script.read_text()
     assert "#SBATCH --signal=B:USR1@120" in text and "#SBATCH --requeue" in text
 
-    out = slurm.run(["sbatch", "--parsable", f"--chdir={tmp_path}", str(script)], env=_ray_env(tmp_path, ray_tmp))
+    env = {**_ray_env(tmp_path, ray_tmp), "SLURM_CONF": slurm.env["SLURM_CONF"]}
+    out = slurm.run(["sbatch", "--parsable", f"--chdir={tmp_path}", str(script)], env=env, check=False)
+    assert out.returncode == 0, out.stderr
     job_id = out.stdout.strip().split(";")[0]
     log = tmp_path / f"gensweep-{job_id}.log"
     experiment = f"slurmsweep-slurm-{job_id}"
@@ -100,3 +124,4 @@ def test_time_limit_signal_requeues_and_the_next_run_finishes_every_trial(slurm,
     assert f"{experiment} is in" in text  # the second run resumed the experiment
     stopped = check_finished_after_stop(root, experiment)
     assert stopped, "no trial checkpointed at the signal"
+    assert not _processes_of(ray_tmp), "the job left Ray processes running"
