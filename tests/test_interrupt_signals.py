@@ -22,7 +22,11 @@ from gensweep.platform.sweep.interrupt import (
 def stop():
     saved = {s: signal.getsignal(s) for s in (signal.SIGUSR1, signal.SIGTERM, signal.SIGINT)}
     tune_calls = []
-    signal.signal(signal.SIGUSR1, lambda s, f: tune_calls.append(s))  # stands in for Tune's own handler
+    def tune_handler(s, f):  # stands in for Tune's own: it hands SIGINT back to Python's handler
+        tune_calls.append(s)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    signal.signal(signal.SIGUSR1, tune_handler)
     cb = GracefulStop("exp-1", grace_s=60)
     cb.setup()
     yield cb, tune_calls
@@ -57,6 +61,8 @@ def test_first_signal_waits_for_every_running_trial_to_checkpoint(stop, signame)
     cb.on_checkpoint(4, trials, trials[1], checkpoint=None)
     cb.on_step_end(4, trials)
     assert cb.triggered and tune_calls == [signal.SIGUSR1]  # Tune's loop ends after its final save
+    with pytest.raises(StopNow):  # while Tune saves and stops, a second signal (Ctrl-C too) stops at once
+        os.kill(os.getpid(), signal.SIGINT)
     with pytest.raises(SweepInterrupted, match="gensweep resume exp-1"):
         raise_if_interrupted("exp-1")
 

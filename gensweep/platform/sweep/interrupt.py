@@ -141,6 +141,8 @@ class GracefulStop(Callback):
               flush=True)
         if callable(self._tune_handler):
             self._tune_handler(signal.SIGUSR1, None)
+            if signal.SIGINT in self._previous:  # Tune's handler gave Ctrl-C back to Python: keep ours
+                signal.signal(signal.SIGINT, self._on_signal)
 
     def on_experiment_end(self, trials: list, **info: Any) -> None:
         self._restore()
