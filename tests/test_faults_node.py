@@ -1,8 +1,8 @@
 """A worker node of the local 2-node cluster dies mid-sweep (its raylet and every worker it started,
 SIGKILLed): with either launcher, every trial still completes at its last step.
 
-Each trial takes 1.5 of a node's 2 CPUs, so the two trials run one on each node. Once a trial has a
-checkpoint, the worker node's processes are killed by PID (those naming its temp dir, and their
+Each trial takes 1.5 of a node's 2 CPUs, so the two trials run one on each node. Once both have a
+checkpoint and a trial's process runs on the worker node, the worker node's processes are killed by PID (those naming its temp dir, and their
 descendants: Ray's workers retitle themselves but stay children of their raylet). The trial that ran
 there is restarted on the head (``resources.max_failures``) from its latest checkpoint.
 """
@@ -19,7 +19,6 @@ import yaml
 
 from gensweep.cluster.localcluster import LocalCluster
 from gensweep.platform.results import ResultsStore
-from tests.sweep_interrupt_support import has_checkpoint
 
 pytestmark = pytest.mark.slow
 
@@ -90,12 +89,18 @@ def test_worker_node_killed_mid_sweep_every_trial_completes(cluster, tmp_path, l
                                  "--address", cluster.gcs_address], stdout=out, stderr=subprocess.STDOUT,
                                 env=cluster.client_env(PYTHONUNBUFFERED="1"), start_new_session=True)
         try:
-            deadline = time.monotonic() + 300
-            ckpts = (lambda: has_checkpoint(root, exp)) if launcher == "inline" else \
-                (lambda: bool(list((root / "ray").glob(f"{exp}-*/checkpoint_*"))))
-            while time.monotonic() < deadline and proc.poll() is None and not ckpts():
-                time.sleep(0.1)
-            assert proc.poll() is None and ckpts(), log.read_text(errors="replace")[-5000:]
+            # both trials under way (one per node) and the worker node's one has a checkpoint
+            deadline = time.monotonic() + 400
+            pattern = f"{exp}/*/checkpoint_*" if launcher == "inline" else f"{exp}-*/checkpoint_*"
+            trainer = b"ImplicitFunc" if launcher == "inline" else b"RayTrainWorker"
+
+            def ready() -> bool:
+                trials = {p.parent for p in (root / "ray").glob(pattern)}
+                return len(trials) == 2 and any(trainer in _cmdline(pid) for pid in _node_pids(cluster, index))
+
+            while time.monotonic() < deadline and proc.poll() is None and not ready():
+                time.sleep(0.2)
+            assert proc.poll() is None and ready(), log.read_text(errors="replace")[-5000:]
             killed = _node_pids(cluster, index)
             assert killed, "found no process of the worker node"
             for pid in killed:
