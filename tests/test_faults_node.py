@@ -68,7 +68,7 @@ def _has_ancestor(pid: int, mark: bytes) -> bool:
 def test_worker_node_killed_mid_sweep_every_trial_completes(cluster, tmp_path, launcher):
     index = len(cluster.nodes)
     cluster.add_node(2)  # a fresh worker node for each launcher (the last one was killed)
-    cluster.wait_for_nodes(timeout_s=120)
+    cluster.wait_for_nodes(timeout_s=120, count=2)  # the head and this node
     root = tmp_path / "results"
     spec = tmp_path / "spec.yaml"
     spec.write_text(yaml.safe_dump({
