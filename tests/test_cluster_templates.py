@@ -23,7 +23,7 @@ def _init(tmp_path, kind, *extra):
 
 
 def test_every_kind_is_offered():
-    assert set(KINDS) == {"aws-gpu", "kuberay-cluster", "kuberay-job"}
+    assert set(KINDS) == {"aws-gpu", "gcp-gpu", "azure-gpu", "kuberay-cluster", "kuberay-job", "slurm"}
 
 
 def test_aws_gpu_is_a_valid_cluster_launcher_config(tmp_path):
@@ -125,3 +125,85 @@ def test_bad_options_fail_clearly(tmp_path, capsys):
     dest = _init(tmp_path, "aws-gpu")
     assert cli_main(["cluster", "init", "aws-gpu", str(dest)]) == 2  # exists: needs --force
     assert "--force" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("kind, provider, gpu_type", [("gcp-gpu", "gcp", "nvidia-l4"),
+                                                     ("azure-gpu", "azure", "Standard_NC24ads_A100_v4")])
+def test_gcp_and_azure_are_valid_cluster_launcher_configs_with_preemptible_gpu_workers(tmp_path, kind, provider,
+                                                                                        gpu_type):
+    from ray.autoscaler._private.util import prepare_config, validate_config
+
+    dest = _init(tmp_path, kind, "--name", "sweeps", "--gpu-type", gpu_type, "--gpus-per-node", "2",
+                 "--cpus-per-node", "8", "--max-workers", "6", "--results-root", "s3://bucket/gs")
+    cfg = yaml.safe_load(dest.read_text())
+    validate_config(prepare_config(cfg))  # what `ray up` does before touching the cloud
+    assert cfg["cluster_name"] == "sweeps" and cfg["provider"]["type"] == provider and cfg["max_workers"] == 6
+    head = cfg["available_node_types"][cfg["head_node_type"]]["node_config"]
+    gpu = cfg["available_node_types"]["gpu_worker"]
+    assert gpu["resources"] == {"CPU": 8, "GPU": 2} and (gpu["min_workers"], gpu["max_workers"]) == (0, 6)
+    if provider == "gcp":
+        assert gpu["node_config"]["guestAccelerators"] == [{"acceleratorType": gpu_type, "acceleratorCount": 2}]
+        assert gpu["node_config"]["scheduling"]["provisioningModel"] == "SPOT"  # preemptible workers
+        assert "scheduling" not in head  # an on-demand head
+    else:
+        arm = gpu["node_config"]["azure_arm_parameters"]
+        assert arm["vmSize"] == gpu_type and arm["priority"] == "Spot"
+        assert "priority" not in head["azure_arm_parameters"]
+    head_start = " ".join(cfg["head_start_ray_commands"])
+    assert "RAY_AUTH_MODE=token" in head_start and "--dashboard-host=127.0.0.1" in head_start
+    assert any("pip install" in c and "gensweep" in c for c in cfg["setup_commands"])
+
+
+@pytest.mark.parametrize("kind", ["kuberay-cluster", "kuberay-job"])
+def test_kuberay_spot_option_selects_and_tolerates_spot_nodes(tmp_path, kind):
+    from ray.autoscaler._private.kuberay.autoscaling_config import _derive_autoscaling_config_from_ray_cr
+
+    label = "kubernetes.azure.com/scalesetpriority"
+    docs = list(yaml.safe_load_all(_init(tmp_path, kind, "--spot", "--spot-label", f"{label}=spot").read_text()))
+    cr = docs[-1]
+    cluster = cr["spec"] if kind == "kuberay-cluster" else cr["spec"]["rayClusterSpec"]
+    pod = cluster["workerGroupSpecs"][0]["template"]["spec"]
+    assert pod["nodeSelector"] == {"nvidia.com/gpu.product": "NVIDIA-A10G", label: "spot"}
+    assert {"key": label, "operator": "Equal", "value": "spot", "effect": "NoSchedule"} in pod["tolerations"]
+    assert "nodeSelector" not in cluster["headGroupSpec"]["template"]["spec"]  # the head stays on-demand
+    _derive_autoscaling_config_from_ray_cr({"metadata": cr["metadata"], "spec": cluster})
+    plain = list(yaml.safe_load_all(_init(tmp_path / "plain", kind).read_text()))[-1]
+    plain_cluster = plain["spec"] if kind == "kuberay-cluster" else plain["spec"]["rayClusterSpec"]
+    assert label not in str(plain_cluster)  # without --spot nothing changes
+    with pytest.raises(TemplateError, match="KEY=VALUE"):
+        render(kind, spot=True, spot_label="no-equals-sign")
+
+
+def test_slurm_script_follows_rays_slurm_pattern(tmp_path):
+    import subprocess
+
+    spec = tmp_path / "s.yaml"
+    spec.write_text("name: big-sweep\nresults: {root: /shared/gs}\n")
+    dest = _init(tmp_path, "slurm", "--spec", str(spec), "--nodes", "4", "--gpus-per-node", "2",
+                 "--cpus-per-node", "16", "--time", "1-00:00:00", "--signal-lead", "600", "--partition", "gpu")
+    text = dest.read_text()
+    assert subprocess.run(["bash", "-n", str(dest)]).returncode == 0 and dest.stat().st_mode & 0o111
+    for line in ("#SBATCH --nodes=4", "#SBATCH --cpus-per-task=16", "#SBATCH --gpus-per-node=2",
+                 "#SBATCH --time=1-00:00:00", "#SBATCH --signal=B:USR1@600", "#SBATCH --requeue",
+                 "#SBATCH --partition=gpu", "RESULTS_ROOT=/shared/gs", f"SPEC={spec}"):
+        assert line in text, line
+    assert "ray\" start --head" in text.replace('"$RAY"', 'ray"') and "scontrol requeue" in text
+    assert "--or-resume" in text and "big-sweep-slurm-${SLURM_JOB_ID}" in text
+    # the driver's command line is one gensweep's own parser accepts
+    args = build_parser().parse_args(["run", str(spec), "--experiment", "x", "--results-root", "/shared/gs",
+                                      "--address", "h:6379", "--or-resume"])
+    assert args.or_resume and args.address == "h:6379"
+
+
+def test_slurm_refuses_what_cannot_work(tmp_path, capsys):
+    spec = tmp_path / "s.yaml"
+    spec.write_text("name: s\nresults: {root: ./relative}\n")
+    with pytest.raises(TemplateError, match="--spec"):
+        render("slurm")
+    with pytest.raises(TemplateError, match="every node must reach it"):
+        render("slurm", spec_path=str(spec))  # a relative root is no shared storage
+    assert "s3://b/x" in render("slurm", spec_path=str(spec), results_root="s3://b/x")
+    with pytest.raises(TemplateError, match="--time"):
+        render("slurm", spec_path=str(spec), results_root="/shared", time_limit="two hours")
+    with pytest.raises(TemplateError, match="name"):
+        render("slurm", spec_path=str(spec), results_root="/shared", name="a b")

@@ -71,19 +71,39 @@ def register(subparsers: Any) -> None:
     init.add_argument("--name", help="cluster / job name (default: gensweep)")
     init.add_argument("--namespace", help="Kubernetes namespace (default: default)")
     init.add_argument("--image", help="container image with gensweep installed (default: rayproject/ray GPU image)")
-    init.add_argument("--gpu-type", help="AWS instance type (aws-gpu, default g5.xlarge) or GPU product label "
-                                         "(kuberay, default NVIDIA-A10G)")
+    init.add_argument("--gpu-type", help="AWS instance type (aws-gpu, default g5.xlarge), GCP accelerator "
+                                         "(gcp-gpu, default nvidia-tesla-t4), Azure VM size (azure-gpu, default "
+                                         "Standard_NC4as_T4_v3) or GPU product label (kuberay, default NVIDIA-A10G)")
     init.add_argument("--gpu-node-selector", help="kuberay: node label holding the GPU type "
                                                   "(default nvidia.com/gpu.product)")
     init.add_argument("--gpus-per-node", type=int, help="GPUs per worker node (default 1)")
     init.add_argument("--cpus-per-node", type=int, help="CPUs per worker node (default 4)")
-    init.add_argument("--head-instance-type", help="aws-gpu: head instance type (default m5.2xlarge)")
+    init.add_argument("--head-instance-type", help="*-gpu: head machine type (default m5.2xlarge, n2-standard-8, "
+                                                   "Standard_D8s_v3)")
     init.add_argument("--min-workers", type=int, help="minimum GPU worker nodes (default 0)")
     init.add_argument("--max-workers", type=int, help="maximum GPU worker nodes (default 4)")
-    init.add_argument("--region", help="aws-gpu: AWS region (default us-west-2)")
+    init.add_argument("--region", help="aws-gpu: AWS region (default us-west-2); gcp-gpu: GCP region (default "
+                                       "us-central1); azure-gpu: Azure location (default westus2)")
+    init.add_argument("--zone", help="gcp-gpu: availability zone (default us-central1-a)")
+    init.add_argument("--project-id", help="gcp-gpu: GCP project id")
+    init.add_argument("--resource-group", help="azure-gpu: Azure resource group (default gensweep)")
+    init.add_argument("--spot", action="store_true", default=None,
+                      help="kuberay-*: run GPU workers on spot / preemptible nodes (node selector + toleration)")
+    init.add_argument("--spot-label", help="kuberay-* --spot: the KEY=VALUE label and taint of those nodes (default "
+                                           "cloud.google.com/gke-spot=true; AKS: kubernetes.azure.com/"
+                                           "scalesetpriority=spot; EKS: eks.amazonaws.com/capacityType=SPOT)")
     add_root_override(init, "results root every node reaches (s3://...)")
     init.add_argument("--gensweep-pip", help="aws-gpu: pip requirement installing gensweep on the nodes")
-    init.add_argument("--spec", help="kuberay-job: the spec to embed (default: the built-in default spec)")
+    init.add_argument("--spec", help="kuberay-job: the spec to embed (default: the built-in default spec); "
+                                     "slurm: the spec the job runs (required)")
+    init.add_argument("--nodes", type=int, help="slurm: nodes of the allocation (default 1)")
+    init.add_argument("--time", dest="time_limit", help="slurm: the allocation's time limit (sbatch --time, "
+                                                         "default 4:00:00)")
+    init.add_argument("--signal-lead", type=int, help="slurm: seconds before the time limit when the sweep "
+                                                      "checkpoints and stops, resumable (default 300)")
+    init.add_argument("--partition", help="slurm: partition to submit to")
+    init.add_argument("--python", help="slurm: the Python with gensweep installed on every node "
+                                       "(default: this one)")
     init.add_argument("--force", action="store_true", help="overwrite DEST")
     init.set_defaults(func=cmd_cluster_init)
 
@@ -172,11 +192,14 @@ def cmd_jobs(args: argparse.Namespace) -> int:
 
 
 def cmd_cluster_init(args: argparse.Namespace) -> int:
-    from gensweep.cluster.templates import TemplateError, write
+    from gensweep.cluster.templates import SLURM_OPTIONS, TemplateError, write
 
     options = {k: getattr(args, k) for k in (
         "name", "namespace", "image", "gpu_type", "gpu_node_selector", "gpus_per_node", "cpus_per_node",
-        "head_instance_type", "min_workers", "max_workers", "region", "results_root", "gensweep_pip")}
+        "head_instance_type", "min_workers", "max_workers", "region", "results_root", "gensweep_pip", "zone",
+        "project_id", "resource_group", "spot", "spot_label")}
+    if args.kind == "slurm":
+        options = {k: getattr(args, k) for k in SLURM_OPTIONS}
     try:
         path = write(args.kind, args.dest, force=args.force, spec_path=args.spec, **options)
     except TemplateError as e:

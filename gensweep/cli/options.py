@@ -71,3 +71,15 @@ def add_experiment_option(parser: argparse.ArgumentParser) -> None:
     """``--experiment``: the id a new sweep gets (``run``, ``submit``)."""
     parser.add_argument("--experiment", type=experiment_name,
                         help="experiment id (default: <spec name>-<UTC time>)")
+
+
+def stopped_status(exc: BaseException) -> int:
+    """The exit status of a sweep a signal stopped: 75 after a graceful stop (checkpointed, flushed:
+    "interrupted, resumable"), 130 after a second signal stopped it at once."""
+    from gensweep.platform.sweep.interrupt import EXIT_RESUMABLE, EXIT_STOPPED_AT_ONCE, SweepInterrupted
+
+    if isinstance(exc, SweepInterrupted):
+        print_err(str(exc))
+        return EXIT_RESUMABLE
+    print_err(f"{exc}; `gensweep resume` continues from the last state saved")
+    return EXIT_STOPPED_AT_ONCE

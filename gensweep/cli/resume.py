@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from gensweep.cli.options import add_experiment, add_ray, add_root, print_err
+from gensweep.cli.options import add_experiment, add_ray, add_root, print_err, stopped_status
 
 
 def register(subparsers) -> None:
@@ -18,9 +18,12 @@ def cmd_resume(args: argparse.Namespace) -> int:
     from gensweep.platform.report.text import print_outcome
     from gensweep.platform.spec import SpecError
     from gensweep.platform.sweep.resume import resume_sweep
+    from gensweep.platform.sweep.interrupt import StopNow, SweepInterrupted
 
     try:
         outcome = resume_sweep(args.experiment, root=args.root, address=args.address, num_cpus=args.num_cpus)
+    except (SweepInterrupted, StopNow) as e:
+        return stopped_status(e)
     except SpecError as e:
         print_err(str(e))
         return 2

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from gensweep.cli.options import add_experiment_option, add_ray, add_root_override, print_err
+from gensweep.cli.options import add_experiment_option, add_ray, add_root_override, print_err, stopped_status
 
 
 def register(sub) -> None:
@@ -14,6 +14,9 @@ def register(sub) -> None:
                      " resources) without starting Ray or creating anything, print the resolved spec and exit")
     add_experiment_option(run)
     add_root_override(run, "override results.root")
+    run.add_argument("--or-resume", action="store_true",
+                     help="with --experiment: resume that experiment when the store already holds it "
+                          "(a requeued batch job), else run it")
     add_ray(run)
     run.set_defaults(func=cmd_run)
 
@@ -45,10 +48,19 @@ def cmd_run(args: argparse.Namespace) -> int:
               f" workers: {res.workers})")
         return 0
     from gensweep.platform.report.text import print_outcome
+    from gensweep.platform.sweep.resume import resumable, resume_sweep
     from gensweep.platform.sweep.runner import run_sweep
+    from gensweep.platform.sweep.interrupt import StopNow, SweepInterrupted
 
     try:
-        outcome = run_sweep(spec, address=args.address, experiment=args.experiment, num_cpus=args.num_cpus)
+        if args.or_resume and args.experiment and resumable(args.experiment, spec.results.root):
+            print(f"[gensweep] {args.experiment} is in {spec.results.root}: resuming it", flush=True)
+            outcome = resume_sweep(args.experiment, root=spec.results.root, address=args.address,
+                                   num_cpus=args.num_cpus)
+        else:
+            outcome = run_sweep(spec, address=args.address, experiment=args.experiment, num_cpus=args.num_cpus)
+    except (SweepInterrupted, StopNow) as e:
+        return stopped_status(e)
     except SpecError as e:  # the preflight (storage, data, resources) failed: nothing started
         print_err(str(e))
         return 2

@@ -149,12 +149,12 @@ class LocalCluster:
             os.makedirs(folder, exist_ok=True)
         return {**self.env, **folders}
 
-    def wait_for_nodes(self, timeout_s: float = 60.0) -> None:
-        """Wait until the dashboard reports every started node alive."""
+    def wait_for_nodes(self, timeout_s: float = 60.0, count: Optional[int] = None) -> None:
+        """Wait until the dashboard reports every started node alive (or ``count`` nodes: some were killed)."""
         import urllib.request
 
         deadline = time.monotonic() + timeout_s
-        want = len(self.nodes)
+        want = len(self.nodes) if count is None else count
         last = None
         while time.monotonic() < deadline:
             try:

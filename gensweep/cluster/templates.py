@@ -30,8 +30,14 @@ class Kind:
 
 KINDS: dict[str, Kind] = {
     "aws-gpu": Kind("aws-gpu.yaml", "Ray cluster launcher config: AWS head + autoscaling GPU workers", "ray up"),
+    "gcp-gpu": Kind("gcp-gpu.yaml", "Ray cluster launcher config: GCP on-demand head + preemptible (spot) GPU "
+                                    "workers", "ray up"),
+    "azure-gpu": Kind("azure-gpu.yaml", "Ray cluster launcher config: Azure on-demand head + spot GPU workers",
+                      "ray up"),
     "kuberay-cluster": Kind("kuberay-cluster.yaml", "KubeRay RayCluster: head + autoscaling GPU worker group",
                             "kubectl apply"),
+    "slurm": Kind("slurm.sbatch", "sbatch script: Ray across a SLURM allocation, runs or resumes one spec, "
+                                  "requeues itself at the time limit", "sbatch"),
     "kuberay-job": Kind("kuberay-job.yaml", "KubeRay RayJob + ConfigMap: runs one gensweep spec on its own cluster",
                         "kubectl apply"),
 }
@@ -39,8 +45,11 @@ KINDS: dict[str, Kind] = {
 PLACEHOLDERS = (
     "name", "namespace", "image", "region", "gpu_type", "gpu_node_selector", "gpus_per_node", "cpus_per_node",
     "head_instance_type", "min_workers", "max_workers", "results_root", "gensweep_pip", "ray_version",
-    "spec_yaml", "entrypoint",
+    "spec_yaml", "entrypoint", "spot", "spot_label", "zone", "project_id", "resource_group",
+    "spot_selector", "spot_toleration",
 )
+SLURM_OPTIONS = ("name", "nodes", "cpus_per_node", "gpus_per_node", "time_limit", "signal_lead", "partition",
+                 "python", "results_root")
 _PATTERN = re.compile(r"\{(" + "|".join(PLACEHOLDERS) + r")\}")
 _NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,48}[a-z0-9])?$")
 _TOKEN = re.compile(r"^[^\s\"'{}\\]+$")
@@ -86,9 +95,35 @@ def defaults(kind: str) -> dict[str, Any]:
         "gensweep_pip": f"gensweep=={_gensweep_version()}",
         "ray_version": ray_version,
         "gpu_node_selector": "nvidia.com/gpu.product",
+        "spot": False,  # kuberay: GPU workers on spot / preemptible nodes
+        "spot_label": "cloud.google.com/gke-spot=true",  # kuberay --spot: the label (and taint) of such nodes
+        "zone": "us-central1-a",
+        "project_id": "CHANGE-ME-project",
+        "resource_group": "gensweep",
     }
-    base["gpu_type"] = "g5.xlarge" if kind == "aws-gpu" else "NVIDIA-A10G"
+    base["gpu_type"] = GPU_TYPES.get(kind, "NVIDIA-A10G")
+    if kind == "gcp-gpu":
+        base.update(region="us-central1", head_instance_type="n2-standard-8")
+    elif kind == "azure-gpu":
+        base.update(region="westus2", head_instance_type="Standard_D8s_v3")
     return base
+
+
+GPU_TYPES = {"aws-gpu": "g5.xlarge", "gcp-gpu": "nvidia-tesla-t4", "azure-gpu": "Standard_NC4as_T4_v3"}
+
+
+def _spot_lines(values: dict[str, Any]) -> None:
+    """kuberay ``--spot``: a node selector and a toleration for the spot label (taint) ``KEY=VALUE``."""
+    values["spot_selector"] = values["spot_toleration"] = ""
+    if not values["spot"]:
+        return
+    key, sep, value = str(values["spot_label"]).partition("=")
+    if not sep or not key or not _TOKEN.match(key) or not _TOKEN.match(value or "x"):
+        raise TemplateError(f"--spot-label {values['spot_label']!r}: use KEY=VALUE, e.g. "
+                            "cloud.google.com/gke-spot=true")
+    values["spot_selector"] = f'{key}: "{value}"'
+    values["spot_toleration"] = f'- key: {key}\n  operator: Equal\n  value: "{value}"\n  effect: NoSchedule'
+
 
 
 def job_entrypoint(spec_path: str, *, results_root: Optional[str] = None, address: str = "auto",
@@ -116,7 +151,7 @@ def _check(values: dict[str, Any]) -> None:
     if values["cpus_per_node"] < 1:
         raise TemplateError("cpus_per_node: must be at least 1")
     for key in ("image", "region", "gpu_type", "gpu_node_selector", "head_instance_type", "results_root",
-                "namespace", "ray_version"):
+                "namespace", "ray_version", "zone", "project_id", "resource_group"):
         if not _TOKEN.match(str(values[key])):
             raise TemplateError(f"{key}: {values[key]!r} must be one word without quotes, braces or spaces")
     if "://" not in values["results_root"]:
@@ -149,12 +184,15 @@ def render(kind: str, *, spec_path: Optional[str] = None, **options: Any) -> str
     ``spec_path`` (kuberay-job): the spec embedded in the ConfigMap; it is validated first.
     Without it the packaged default spec is embedded.
     """
+    if kind == "slurm":
+        return _render_slurm(spec_path, options)
     values = defaults(kind)
     unknown = set(options) - set(PLACEHOLDERS)
     if unknown:
         raise TemplateError(f"unknown template options: {', '.join(sorted(unknown))}")
     values.update({k: v for k, v in options.items() if v is not None})
     _check(values)
+    _spot_lines(values)
     if kind == "kuberay-job":
         values["spec_yaml"] = _spec_text(spec_path)
         values["entrypoint"] = json.dumps(job_entrypoint(SPEC_MOUNT, results_root=values["results_root"]))
@@ -165,6 +203,18 @@ def render(kind: str, *, spec_path: Optional[str] = None, **options: Any) -> str
         raise TemplateError(f"the {kind} template did not render to valid YAML: {e}") from None
     if not docs:  # pragma: no cover
         raise TemplateError(f"the {kind} template rendered empty")
+    return text
+
+
+def _render_slurm(spec_path: Optional[str], options: dict[str, Any]) -> str:
+    from gensweep.cluster.slurm import SlurmError, check_script, slurm_values
+
+    try:
+        values = slurm_values(spec_path=spec_path, **{k: v for k, v in options.items() if k in SLURM_OPTIONS})
+        text = re.sub(r"\{(" + "|".join(values) + r")\}", lambda m: str(values[m.group(1)]), template_text("slurm"))
+        check_script(text)
+    except SlurmError as e:
+        raise TemplateError(str(e)) from None
     return text
 
 
@@ -190,4 +240,6 @@ def write(kind: str, dest: str | Path, *, force: bool = False, **options: Any) -
         raise TemplateError(f"{dest} exists; pass --force to overwrite it")
     dest.parent.mkdir(parents=True, exist_ok=True)
     dest.write_text(text)
+    if kind == "slurm":
+        dest.chmod(0o755)
     return dest

@@ -61,6 +61,10 @@ class TrialContext(Protocol):
     def load_state(self) -> dict[str, Any] | None:
         """The state dict of the latest checkpoint, or None for a fresh start."""
 
+    def checkpoint_due(self, step: int) -> bool:
+        """True when the runner asks for a checkpoint now (it is stopping): the loop then evaluates
+        and reports with its state at this step; every rank calls it at every step."""
+
     def save_samples(self, images: torch.Tensor, step: int, name: str = "samples",
                      columns: int | None = None) -> str | None:
         """Store a sample grid named ``name`` (``columns`` images a row; None: square); returns its
@@ -72,6 +76,9 @@ class TrialContext(Protocol):
 
 class SingleProcess:
     """The data-parallel collectives of a single-process context: there is nothing to share."""
+
+    def checkpoint_due(self, step: int) -> bool:
+        return False
 
     def broadcast_parameters(self, module: torch.nn.Module) -> None:
         return None

@@ -44,6 +44,7 @@ import yaml
 from gensweep.platform.spec import ExperimentSpec, SpecError
 from gensweep.platform.storage.layout import DEFAULT_ROOT, RootLayout
 from gensweep.platform.storage.secrets import with_password
+from gensweep.platform.sweep.interrupt import raise_if_interrupted
 from gensweep.platform.sweep.outcome import sweep_outcome
 from gensweep.platform.sweep.setup import (
     checked_experiment,
@@ -91,13 +92,9 @@ def _resume(experiment: str, spec: ExperimentSpec, layout: RootLayout, address: 
             num_cpus: Optional[int]):
     from ray import tune
 
-    from gensweep.platform.storage.tune_storage import storage_for
-
     t0 = time.perf_counter()
     storage_uri = layout.ray
-    storage_path, storage_filesystem = storage_for(storage_uri)
-    # a pyarrow filesystem takes the scheme-less path; a local path is used as it is
-    path = (posixpath.join if storage_filesystem is not None else os.path.join)(storage_path, experiment)
+    path, storage_filesystem = _tune_state(experiment, layout)
     if not tune.Tuner.can_restore(path, storage_filesystem=storage_filesystem):
         raise ResumeError(f"experiment {experiment!r}: no Tune experiment state under {storage_uri}; nothing to resume")
     setup = setup_sweep(spec, experiment, address, num_cpus)
@@ -111,8 +108,32 @@ def _resume(experiment: str, spec: ExperimentSpec, layout: RootLayout, address: 
         storage_filesystem=storage_filesystem,
     )
     grid = tuner.fit()
+    raise_if_interrupted(experiment)  # the GracefulStop callback was restored with the Tuner
     reconcile(spec, setup, _trial_ids(grid))
     return sweep_outcome(spec, setup, grid, t0)
+
+
+def _tune_state(experiment: str, layout: RootLayout) -> tuple[str, Any]:
+    """Where Tune keeps ``experiment``'s state, and the filesystem to read it with."""
+    from gensweep.platform.storage.tune_storage import storage_for
+
+    storage_path, storage_filesystem = storage_for(layout.ray)
+    # a pyarrow filesystem takes the scheme-less path; a local path is used as it is
+    path = (posixpath.join if storage_filesystem is not None else os.path.join)(storage_path, experiment)
+    return path, storage_filesystem
+
+
+def resumable(experiment: str, root: str) -> bool:
+    """``experiment`` is in the store with a spec and Tune state to resume from (``gensweep run --or-resume``)."""
+    from ray import tune
+
+    layout = RootLayout.of(root)
+    try:
+        load_resume_spec(experiment, layout)
+    except ResumeError:
+        return False
+    path, storage_filesystem = _tune_state(experiment, layout)
+    return tune.Tuner.can_restore(path, storage_filesystem=storage_filesystem)
 
 
 def _trial_ids(grid: Any) -> set[str]:

@@ -5,6 +5,7 @@ import time
 from typing import Optional
 
 from gensweep.platform.spec import ExperimentSpec
+from gensweep.platform.sweep.interrupt import GracefulStop, raise_if_interrupted
 from gensweep.platform.sweep.outcome import SweepOutcome, sweep_outcome
 from gensweep.platform.sweep.setup import (
     checked_experiment,
@@ -75,10 +76,13 @@ def _tune_sweep(spec: ExperimentSpec, address: Optional[str], experiment: str, n
             storage_path=storage_path,
             storage_filesystem=storage_filesystem,
             # the results store's callback; Tune's own per-trial logs kept whole across restarts
-            callbacks=[results_callback(spec, setup), TrialLogsUpload(), *console.callbacks],
+            # and the graceful stop on SIGUSR1/SIGTERM/Ctrl-C (checkpoint, flush, exit resumable)
+            callbacks=[results_callback(spec, setup), TrialLogsUpload(), GracefulStop(exp), *console.callbacks],
             # an inline trial's actor is its worker: Tune restarts it from its latest checkpoint
             failure_config=tune.FailureConfig(max_failures=spec.resources.trial_restarts),
             verbose=console.tune_verbose,
         ),
     )
-    return sweep_outcome(spec, setup, tuner.fit(), t0)
+    grid = tuner.fit()
+    raise_if_interrupted(exp)
+    return sweep_outcome(spec, setup, grid, t0)

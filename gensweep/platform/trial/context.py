@@ -39,6 +39,7 @@ from gensweep.platform.trial.checkpoints import (
 from gensweep.platform.trial.evaluation import WorkerEvaluator
 from gensweep.platform.trial.handoff import WorkerConfig
 from gensweep.platform.trial.report_metrics import best_setting, compute_hours, with_setting
+from gensweep.platform.trial.stop import STOP_FIELD, stop_requested
 from gensweep.trainables.context import SingleProcess
 from gensweep.trainables.errors import Diverged
 from gensweep.trainables.families import FAMILIES
@@ -94,6 +95,10 @@ class PlatformContext(SingleProcess):
         self._results = cfg.results  # where a backfilled row goes
         self._held, self._objective = dict(cfg.held), tuple(cfg.objective)
         self._setting_tags = [setting_tag(s) for s in self.config.get(GRID_FIELD) or []]
+        self._experiment = str(cfg.checkpoint_info.get("experiment", ""))
+        self._stop_answered: Optional[str] = None  # the stop request this trial checkpoints for
+        self._stop_report: Optional[str] = None  # ... set until that checkpoint is reported
+        self._stop_checked_at = 0.0
 
     # -- data --------------------------------------------------------------------------
     def epoch_batches(self, epoch: int) -> Iterator[Mapping[str, torch.Tensor]]:
@@ -115,8 +120,52 @@ class PlatformContext(SingleProcess):
         return put_bytes(uri, images.png_bytes(imgs, columns), self._storage)
 
     # -- reports and checkpoints -------------------------------------------------------
+    STOP_POLL_S = 1.0  # how often a trial reads the driver's stop request
+    STOP_POLL_STEPS = 10  # multi-worker: every rank asks rank 0 at the same steps
+
+    def checkpoint_due(self, step: int) -> bool:
+        """True once per stop request of the sweep's driver (:mod:`gensweep.platform.trial.stop`):
+        the loop then evaluates and reports a checkpoint at this step. Every rank gets rank 0's answer."""
+        if self.world_size > 1:
+            if step % self.STOP_POLL_STEPS:
+                return False
+            token = self._poll_stop() if self.rank == 0 else None
+            flag = torch.tensor([1 if token else 0], dtype=torch.int32)
+            dist.broadcast(flag, src=0)
+            return bool(flag.item())
+        now = time.monotonic()
+        if now - self._stop_checked_at < self.STOP_POLL_S:
+            return False
+        self._stop_checked_at = now
+        return self._poll_stop() is not None
+
+    def hold_if_stopping(self, limit_s: float = 600.0) -> None:
+        """A trial that starts while its driver is stopping trains nothing: it waits (bounded) for the
+        driver to end it; it goes on if the request is withdrawn."""
+        t_end = time.monotonic() + limit_s
+        while self._experiment and time.monotonic() < t_end:
+            try:
+                if stop_requested(self._experiment) is None:
+                    return
+            except Exception:  # noqa: BLE001 - the GCS is unreachable: nothing to wait for
+                return
+            time.sleep(self.STOP_POLL_S)
+
+    def _poll_stop(self) -> Optional[str]:
+        try:
+            token = stop_requested(self._experiment)
+        except Exception:  # noqa: BLE001 - the GCS is unreachable: the trial keeps training
+            return None
+        if token is None or token == self._stop_answered:
+            return None
+        self._stop_answered = self._stop_report = token
+        logger.info("stop requested by the driver: checkpointing at once")
+        return token
+
     def _with_platform_metrics(self, metrics: Mapping[str, Any]) -> dict[str, Any]:
         out = {**metrics, "loop_time_s": time.perf_counter() - self.t0, "loop_started_at": self.started_at}
+        if self._stop_report is not None:  # the checkpoint the driver's stop asked for (see .stop)
+            out[STOP_FIELD], self._stop_report = self._stop_report, None
         if self._resumed_from is not None:  # this worker (group) started from a checkpoint
             out["resumed_from_step"] = self._resumed_from
         out["worker_pid"] = os.getpid()  # changes when Train restarts a failed worker group
@@ -291,6 +340,7 @@ class TuneInlineContext(PlatformContext):
 def run_family(cfg: WorkerConfig, ctx: PlatformContext) -> Optional[Diverged]:
     """Run the family's loop; a divergence is recorded and returned, not raised, so that Train
     does not restart the worker group for it (it would only diverge again)."""
+    ctx.hold_if_stopping()
     try:
         FAMILIES.get(cfg.family).train(ctx)
     except Diverged as exc:

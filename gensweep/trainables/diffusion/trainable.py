@@ -196,7 +196,7 @@ def train_diffusion(ctx: TrialContext) -> dict[str, Any]:
         loss_value = train_step(st, x0, labels, ctx)
         st.step += 1
         window_images += x0.shape[0] * ctx.world_size
-        if st.step % cfg.eval_every == 0 or st.step >= cfg.steps:
+        if st.step % cfg.eval_every == 0 or st.step >= cfg.steps or ctx.checkpoint_due(st.step):
             elapsed = time.perf_counter() - window_t0
             metrics: dict[str, Any] = {
                 "step": st.step,

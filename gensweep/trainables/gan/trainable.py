@@ -136,7 +136,7 @@ def train_gan(ctx: TrialContext) -> dict[str, Any]:
             ing.before_step(st.step)
         train_step(st, phases, StepInputs(step=st.step, real=real, labels=labels, z_fn=z_fn), ctx, losses, logs)
         window_images += real.shape[0] * ctx.world_size
-        if st.step % cfg.eval_every == 0 or st.step >= cfg.steps:
+        if st.step % cfg.eval_every == 0 or st.step >= cfg.steps or ctx.checkpoint_due(st.step):
             elapsed = time.perf_counter() - window_t0
             metrics = {
                 "step": st.step,
