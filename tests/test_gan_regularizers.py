@@ -7,6 +7,7 @@ import torch
 
 from gensweep.trainables.gan.config import GanConfig
 from gensweep.trainables.gan.regularizers import REGULARIZERS, build_regularizers
+from gensweep.trainables.gan.regularizers.penalties import interpolates, orthogonality, per_sample_uniform
 from gensweep.trainables.gan.terms import StepView
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -161,6 +162,56 @@ def test_penalties_reach_d_and_are_lipschitz_constraints_for_the_critic_rules():
         assert float(D.W.grad.abs().sum()) > 0, name
 
 
+class ConditionalTanhCritic(TanhCritic):
+    """D(x, y) = v . tanh(W x + b + E_y): the class embedding E_y moves every slope, so a penalty
+    taken without the labels (E_y dropped) gives other values."""
+
+    def __init__(self, scale: float = 1.0, classes: int = 3):
+        super().__init__(scale)
+        g = torch.Generator().manual_seed(5)
+        self.E = torch.nn.Parameter(torch.randn(classes, 8, generator=g, dtype=torch.float64) * 2)
+
+    def forward(self, x, labels=None, aux=False):
+        shift = 0.0 if labels is None else self.E[labels]
+        return torch.tanh(x.flatten(1) @ self.W.T + self.b + shift) @ self.v
+
+    def numpy_grad_at(self, x: np.ndarray, labels: np.ndarray) -> np.ndarray:
+        W, b, v, E = (p.detach().numpy() for p in (self.W, self.b, self.v, self.E))
+        h = np.tanh(x.reshape(len(x), -1) @ W.T + b + E[labels])
+        return ((1 - h**2) * v) @ W
+
+
+CONDITIONAL_PENALTIES = {  # name -> the points the slopes are taken at, and the penalty of the norms
+    "r1": (lambda v, seed: v.real.numpy(), lambda norms: 0.5 * np.mean(norms**2)),
+    "r2": (lambda v, seed: v.fake.numpy(), lambda norms: 0.5 * np.mean(norms**2)),
+    "gp": REFERENCE_PENALTIES["gp"],
+    "dragan": REFERENCE_PENALTIES["dragan"],
+}
+
+
+@pytest.mark.parametrize("name", sorted(CONDITIONAL_PENALTIES))
+def test_penalties_of_a_conditional_critic_take_its_slopes_at_the_batch_labels(name):
+    D = ConditionalTanhCritic(scale=1.5)
+    labels = torch.tensor([0, 1, 2, 2, 1, 0])
+    (term,) = REGULARIZERS.get(name)().terms()
+    v = _penalty_view(D)
+    v.labels = labels
+    torch.manual_seed(4)
+    got = _value(term.fn(v))
+    points, reduce = CONDITIONAL_PENALTIES[name]
+    norms = np.linalg.norm(D.numpy_grad_at(points(v, seed=4), labels.numpy()), axis=1)
+    assert got == pytest.approx(reduce(norms), rel=1e-9, abs=1e-12)
+    unconditional = np.linalg.norm(D.numpy_grad(points(v, seed=4)), axis=1)
+    assert abs(reduce(unconditional) - reduce(norms)) > 1e-3  # the labels matter to this critic
+
+
+def test_penalty_terms_carry_the_names_their_logs_are_keyed_by():
+    """The loop logs each term as ``term/<phase>/<name>`` (e.g. ``term/D_reg/r1``): the results
+    store's columns and the report read these keys."""
+    for name in ("r1", "r2", "gp", "lp", "maxgp", "dragan", "ortho"):
+        assert [t.name for t in REGULARIZERS.get(name)().terms()] == [name]
+
+
 # ----------------------------------------------------------------------------- zCR
 
 
@@ -209,3 +260,38 @@ def test_zcr_defaults_are_the_papers():
     assert (cfg.zcr_sigma, cfg.zcr_gen_weight) == (0.03, 0.5)
     (reg,) = build_regularizers(cfg.reg, None, cfg)
     assert [t.weight for t in reg.terms()] == [5.0, 0.5]
+
+
+# ----------------------------------------------------------------------------- devices and dtypes
+# Tensors a penalty allocates live on the batch's device, never on torch's default device (a CPU
+# default with a GPU batch, or ``torch.set_default_device("cuda")`` with a CPU batch). Tests make the
+# meta device the default and pass CPU batches: whatever lands on the default device shows up as meta.
+
+
+def test_random_weights_and_interpolates_live_on_the_batchs_device():
+    x = torch.zeros(4, 2, 3, 3, dtype=torch.float64)
+    with torch.device("meta"):
+        alpha, points = per_sample_uniform(x), interpolates(x, x + 1)
+    assert (alpha.shape, alpha.device.type, alpha.dtype) == ((4, 1, 1, 1), "cpu", torch.float64)
+    assert points.device.type == "cpu" and points.shape == x.shape
+
+
+def test_orthogonality_keeps_the_weights_device_and_dtype():
+    w = torch.randn(3, 5, generator=torch.Generator().manual_seed(0))
+    wn = w.double().numpy()
+    gram = wn @ wn.T
+    expected = ((gram * (1 - np.eye(3))) ** 2).sum()
+    with torch.device("meta"):
+        value = orthogonality(w)
+    assert value.device.type == "cpu" and float(value) == pytest.approx(expected, rel=1e-5)
+    low = orthogonality(w.to(torch.bfloat16))  # the off-diagonal mask must not promote it to float32
+    assert low.dtype == torch.bfloat16 and float(low) == pytest.approx(expected, rel=0.05)
+
+
+def test_ortho_of_a_generator_without_multi_row_matrices_is_a_zero_tensor_on_the_batchs_device():
+    (term,) = REGULARIZERS.get("ortho")().terms()
+    G = torch.nn.Sequential(torch.nn.Linear(3, 1))  # one filter: no off-diagonal Gram entries
+    with torch.device("meta"):
+        value = term.fn(StepView(0, torch.zeros(2, 1, 4, 4, device="cpu"), None, G, None, None))
+    assert isinstance(value, torch.Tensor) and value.shape == () and value.device.type == "cpu"
+    assert float(value.detach()) == 0.0  # the loop logs float(value.detach())

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from gensweep.trainables.gan.architectures.style_layers import EqConv2d, EqLinear
 from gensweep.trainables.gan.regularizers import REGULARIZERS
 from gensweep.trainables.gan.terms import StepView
 
@@ -188,19 +189,35 @@ def _dragan(v, seed):
     return ((slopes_np(v.D, _dragan_points(v, seed)) - 1) ** 2).mean()
 
 
+EQ_LR_MULTIPLIER = 0.5
+
+
+def _applied_matrix(m: nn.Module) -> np.ndarray:
+    """The [filters, fan_in] matrix a Linear / Conv2d layer applies; equalized-learning-rate layers
+    (Karras et al.) scale their stored weight by lr_multiplier / sqrt(fan_in) at run time."""
+    w = _np(m.weight).reshape(len(m.weight), -1)
+    if isinstance(m, EqLinear):
+        return w * (EQ_LR_MULTIPLIER / np.sqrt(w.shape[1]))
+    return w / np.sqrt(w.shape[1]) if isinstance(m, EqConv2d) else w
+
+
 def _ortho(v, seed):
     total = 0.0
     for m in v.G.modules():
-        if isinstance(m, nn.Linear) and m.weight.shape[0] > 1:
-            w = _np(m.weight)
+        if isinstance(m, (nn.Linear, nn.Conv2d)) and m.weight.shape[0] > 1:
+            w = _applied_matrix(m)
             gram = w @ w.T
             total += ((gram * (1 - np.eye(len(gram)))) ** 2).sum()
     return total
 
 
+
 def _ortho_view(v: StepView) -> StepView:
-    G = nn.Sequential(nn.Linear(5, 4), nn.Linear(4, 3), nn.Linear(3, 1))  # the 1-row matrix has no off-diagonal
-    v.G = G
+    torch.manual_seed(0)
+    v.G = nn.Sequential(  # the 1-row matrix has no off-diagonal; the fan-in-1 one has
+        nn.Linear(5, 4), nn.Linear(4, 3), nn.Linear(3, 1), nn.Linear(1, 3),
+        EqLinear(3, 4, lr_multiplier=EQ_LR_MULTIPLIER), EqConv2d(2, 3, 3),
+    )
     return v
 
 
