@@ -2,7 +2,9 @@
 FID with ``scipy.linalg.sqrtm`` (Heusel et al. 2017), KID's unbiased MMD^2 with the cubic kernel
 ``(x.y / d + 1)^3`` over subsets of the protocol's size (Bińkowski et al. 2018), precision/recall
 with k-NN radii to the k-th *nearest* neighbour (Kynkäänniemi et al. 2019), and the Inception
-Score ``exp E KL(p(y|x) || p(y))`` per split (Salimans et al. 2016)."""
+Score ``exp E KL(p(y|x) || p(y))`` per split (Salimans et al. 2016), and intra-class FID: the mean
+over classes of the FID between class k's samples and class k's reference records (Miyato & Koyama
+2018)."""
 from __future__ import annotations
 
 from typing import Callable
@@ -104,4 +106,22 @@ def _metric_case(name: str, metric) -> None:
             close(got[column], want[column], rtol=1e-6, atol=1e-9)
 
 
-METRIC_CASES: dict[str, Callable] = {name: _metric_case for name in _PROTOCOLS}
+def _intra_fid_case(name: str, metric) -> None:
+    """Three classes with their own means and spreads; samples drawn unevenly across them."""
+    rng = np.random.default_rng(12)
+    real = {k: (rng.normal(size=(12 + 4 * k, D)) * (1.0 + 0.5 * k) + 2.0 * k).astype(np.float32) for k in range(3)}
+    labels = np.array([0] * 9 + [1] * 6 + [2] * 11)
+    fake = (rng.normal(size=(len(labels), D)) * 1.2 + 1.7 * labels[:, None] + 0.3).astype(np.float32)
+    key = RefStatsKey(dataset="toy", split="train", resolution=8, protocol="toy", n=sum(map(len, real.values())),
+                      resize="none")
+    ref = RefStats.from_features(key, np.concatenate(list(real.values())))
+    ref.classes = {k: RefStats.from_features(key.of_class(k, len(v)), v) for k, v in real.items()}
+    got = metric({"features": fake, "labels": labels}, ref, EvalProtocol(metrics=("intra_fid",)))
+    want = np.mean([_fid(real[k], fake[labels == k], None)["fid"] for k in range(3)])
+    assert list(got) == ["intra_fid"], list(got)
+    close(got["intra_fid"], want, rtol=1e-6, atol=1e-9)
+    pooled = _fid(ref.features, fake, None)["fid"]  # not the FID of the pooled sets
+    assert abs(pooled - want) > 0.1 * want, (pooled, want)
+
+
+METRIC_CASES: dict[str, Callable] = {**{name: _metric_case for name in _PROTOCOLS}, "intra_fid": _intra_fid_case}
