@@ -68,7 +68,9 @@ class ReplicateSearcher(Searcher):
             self.inner.on_trial_complete(group, result=None, error=True)
         elif all(self.metric in r for r in ended):
             mean = sum(float(r[self.metric]) for r in ended) / len(ended)
-            self.inner.on_trial_complete(group, result={**ended[-1], self.metric: mean})
+            reached = [r["step"] for r in ended if "step" in r]  # a config ran as far as its shortest replicate
+            least = {"step": min(reached)} if reached else {}
+            self.inner.on_trial_complete(group, result={**ended[-1], self.metric: mean, **least})
         else:
             self.inner.on_trial_complete(group, result=None, error=False)
 

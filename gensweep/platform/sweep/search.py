@@ -7,12 +7,12 @@ import optuna
 from ray import tune
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, TrialScheduler
 from ray.tune.search import Searcher
-from ray.tune.search.optuna import OptunaSearch
 
 from gensweep.platform.spec import ExperimentSpec
 from gensweep.platform.spec.space import with_replicates
 from gensweep.platform.sweep.feasible import FeasibleSearcher
 from gensweep.platform.sweep.replicates import ReplicateSearcher
+from gensweep.platform.sweep.study import StudySearch
 from gensweep.platform.trial.launch import GRID_KEY
 from gensweep.trainables.registry import Registry
 
@@ -31,7 +31,8 @@ SCHEDULERS: Registry[Callable[[ExperimentSpec], TrialScheduler]] = Registry("sch
 
 
 def _optuna(spec: ExperimentSpec, sampler: optuna.samplers.BaseSampler, storage: Any, study_name: str) -> SearchPlan:
-    searcher = OptunaSearch(
+    searcher = StudySearch(
+        spec=spec,
         space=spec.space.define_by_run(),
         metric=spec.search.metric,
         mode=spec.search.mode,
