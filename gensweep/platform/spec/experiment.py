@@ -22,6 +22,7 @@ from pydantic import (
 from gensweep import search_spaces
 from gensweep.platform.metrics.protocol import METRICS
 from gensweep.platform.metrics.refstats import REFERENCE_NAME
+from gensweep.platform.spec.scheduler import SchedulerConfig, check_scheduler
 from gensweep.platform.spec.space import Categorical, Integer, SearchSpace
 from gensweep.trainables.families import FAMILIES
 
@@ -42,12 +43,6 @@ class SearchConfig(_Strict):
         None, min_length=1, description="replicate axis of every algorithm: each sampled config (or grid cell)"
         " runs once per seed, all under one config_id; unset: once, at the trainable's seed (the spec's seed)")
     optuna_storage: str | None = Field(None, description="SQLAlchemy URL for the Optuna study")
-
-
-class SchedulerConfig(_Strict):
-    kind: Literal["asha", "none"] = "asha"
-    grace_period: int = Field(1, ge=1, description="evaluations before a trial can be stopped")
-    reduction_factor: float = Field(2.0, gt=1.0)
 
 
 class ResourcesConfig(_Strict):
@@ -222,6 +217,10 @@ class ExperimentSpec(_Strict):
     @model_validator(mode="after")
     def _check_against_family(self):
         return check_against_family(self)
+
+    @model_validator(mode="after")
+    def _scheduler_fits(self):
+        return check_scheduler(self)
 
     @model_validator(mode="after")
     def _seed_is_the_replicate_axis(self):
