@@ -59,3 +59,16 @@ def test_replicates_stopped_early_make_a_pruned_config(tmp_path):
     searcher.on_trial_complete("b", _report(searcher, "b", [55.0, 45.0, 35.0]))
     (trial,) = study().trials
     assert trial.state == optuna.trial.TrialState.PRUNED  # one replicate did not reach the budget
+
+
+def test_a_paused_trial_stopped_at_its_last_step_is_complete(tmp_path):
+    # Hyperband pauses a trial at a rung and may stop it there; Tune then completes it without a
+    # result. At its final step it ran its budget (the store says completed), short of it: pruned.
+    searcher, study = _study(tmp_path)
+    searcher.suggest("a"), searcher.suggest("b")
+    _report(searcher, "a", [50.0, 40.0, 30.0])
+    searcher.on_trial_complete("a", None)
+    _report(searcher, "b", [60.0])
+    searcher.on_trial_complete("b", None)
+    states = {t.intermediate_values.get(EVERY): (t.state.name, t.value) for t in study().trials}
+    assert states == {50.0: ("COMPLETE", 30.0), 60.0: ("PRUNED", 60.0)}
