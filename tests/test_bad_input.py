@@ -65,7 +65,7 @@ CORPUS = [
     # bad enumerations
     ("unknown-algorithm", _with(search={"algorithm": "bayes"}), ["search.algorithm"]),
     ("unknown-mode", _with(search={"mode": "minimize"}), ["search.mode"]),
-    ("unknown-scheduler", _with(scheduler={"kind": "hyperband"}), ["scheduler.kind"]),
+    ("unknown-scheduler", _with(scheduler={"kind": "bohb"}), ["scheduler.kind"]),
     ("channels-two", _with(data={"channels": 2}), ["data.channels"]),
     ("unknown-resize", _with(data={"resize": "squash"}), ["data.resize"]),
     ("unknown-resize-filter", _with(data={"resize_filter": "cubic"}), ["data.resize_filter"]),

@@ -20,6 +20,7 @@ from .analysis import analyse
 from .data import ReportData, load_report_data
 from .importance import MAX_TRIALS
 from .labels import floor_text, metric_name
+from .lineage import lineage
 
 SECTIONS = ("leaderboard", "replicates", "fid-curves", "factor-effects", "coverage", "importance", "interaction", "pareto",
             "samples")
@@ -65,6 +66,8 @@ def render_report(
         ("pareto", f"Pareto front: best {label} vs cost", S.pareto(a)),
         ("samples", f"Sample grids of the best {top} trials", S.samples(a, top, storage or {}, store_uri)),
     ]
+    if not data.lineage.empty:  # a PBT sweep: who cloned whom
+        sections.append(("lineage", "PBT lineage", lineage(data.lineage)))
     pt, name, metric = data.per_trial, data.experiment, data.metric
     statuses = pt["status"].value_counts().to_dict() if not pt.empty else {}
     floor = f" &middot; real-vs-real floor: {H.esc(floor_text(a.floor))}" if a.floor is not None else ""

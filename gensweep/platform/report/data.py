@@ -56,6 +56,7 @@ class ReportData:
     cost_label: str
     cost_note: str
     spec: dict[str, Any] = field(default_factory=dict)
+    lineage: pd.DataFrame = field(default_factory=pd.DataFrame)  # PBT exploits (the store's lineage table)
 
     @property
     def best_col(self) -> str:
@@ -227,6 +228,7 @@ def load_report_data(
         cost_label=cost_label,
         cost_note=cost_note,
         spec=spec,
+        lineage=store.read("lineage", experiment),
     )
 
 

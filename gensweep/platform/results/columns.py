@@ -68,6 +68,15 @@ COLUMN_TYPES: dict[str, dict[str, pa.DataType]] = {
         "step": pa.int64(),
         "created_at": TIMESTAMP,
     },
+    "lineage": {
+        **_COMMON,
+        "trial_id": pa.string(),
+        "step": pa.int64(),  # the donor's step, where the trial continues from
+        "donor_trial_id": pa.string(),
+        "replaced_step": pa.int64(),  # the trial's own step when its state was replaced
+        "perturbation": pa.string(),  # JSON: {param: {"from": donor's value, "to": new value, "op": how}}
+        "exploited_at": TIMESTAMP,
+    },
 }
 
 # table -> {old column (epoch seconds): new timestamp column}

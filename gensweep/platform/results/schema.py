@@ -79,6 +79,12 @@ TABLES: dict[str, TableSpec] = {
         ("experiment", "trial_id", "kind", "uri"),
         ("experiment", "trial_id", "kind", "step", "uri"),
     ),
+    # one row per PBT exploit: the trial continued from ``donor_trial_id``'s checkpoint at ``step``
+    "lineage": TableSpec(
+        "lineage",
+        ("experiment", "trial_id", "step", "donor_trial_id"),
+        ("experiment", "trial_id", "step", "donor_trial_id"),
+    ),
 }
 
 

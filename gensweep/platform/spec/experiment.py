@@ -29,6 +29,7 @@ from gensweep.platform.spec.sampling import check_sampling_space, check_some_set
 from gensweep.platform.spec.space import SearchSpace
 from gensweep.platform.spec.yaml_load import YamlInputError, load_yaml_text, read_yaml_file
 from gensweep.platform.storage.secrets import refuse_password
+from gensweep.platform.spec.scheduler import SchedulerConfig, check_scheduler
 from gensweep.trainables.families import FAMILIES
 
 
@@ -60,12 +61,6 @@ class SearchConfig(_Strict):
     def objectives(self) -> list[tuple[str, str]]:
         """``(name, mode)`` of every objective, the primary first."""
         return [(o.name, o.mode) for o in self.metrics] if self.metrics else [(self.metric, self.mode)]
-
-
-class SchedulerConfig(_Strict):
-    kind: Literal["asha", "none"] = "asha"
-    grace_period: int = Field(1, ge=1, description="evaluations before a trial can be stopped")
-    reduction_factor: float = Field(2.0, gt=1.0)
 
 
 class ResourcesConfig(_Strict):
@@ -225,6 +220,10 @@ class ExperimentSpec(_Strict):
     @model_validator(mode="after")
     def _sections_agree(self):
         return check_consistency(self)
+
+    @model_validator(mode="after")
+    def _scheduler_fits(self):
+        return check_scheduler(self)
 
     @model_validator(mode="after")
     def _seed_is_the_replicate_axis(self):

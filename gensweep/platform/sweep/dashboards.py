@@ -5,8 +5,8 @@
   name is the experiment id).  :func:`optuna_dashboard_command` is the command line;
   :func:`start_optuna_dashboard` runs it on a free loopback port and returns once its
   HTTP API answers.
-* TensorBoard: Ray Tune adds its ``TBXLoggerCallback`` by default when tensorboardX
-  is installed (it is a gensweep dependency), writing one ``events.out.tfevents.*``
+* TensorBoard: the sweep's ``TBXLoggerCallback`` (:mod:`.tensorboard`: scalars at the training
+  step, sample grids as images) writes one ``events.out.tfevents.*``
   file per trial into the trial's directory under the run's storage path,
   ``<results root>/ray/<experiment>/<trial>/`` (see :func:`tensorboard_logdir`).
 * The Ray dashboard of a local instance is served on 127.0.0.1:8265 while Ray runs

@@ -32,6 +32,7 @@ class ReplicateSearcher(Searcher):
         self._queue: list[tuple[str, dict]] = []  # (group, config with its seed) not yet handed to a trial
         self._group: dict[str, str] = {}  # Tune trial id -> its group: the trial id the config was suggested for
         self._ended: dict[str, list[Optional[dict]]] = {}  # group -> final results of its ended replicates (None: failed)
+        self._last: dict[str, dict] = {}  # Tune trial id -> its latest result (a trial stopped while paused gets none)
 
     def set_search_properties(self, metric: Optional[str], mode: Optional[str], config: dict, **spec) -> bool:
         return self.inner.set_search_properties(metric, mode, config, **spec)
@@ -51,10 +52,14 @@ class ReplicateSearcher(Searcher):
         return config
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
+        self._last[trial_id] = dict(result)
         if len(self.seeds) == 1:
             self.inner.on_trial_result(self._group.get(trial_id, trial_id), result)
 
     def on_trial_complete(self, trial_id: str, result: Optional[dict] = None, error: bool = False) -> None:
+        last = self._last.pop(trial_id, None)
+        if result is None and not error:  # stopped while paused (Hyperband, PBT): it ended at its latest result
+            result = last
         group = self._group.pop(trial_id, None)
         if group is None:  # not suggested here
             self.inner.on_trial_complete(trial_id, result=result, error=error)
@@ -68,7 +73,9 @@ class ReplicateSearcher(Searcher):
             self.inner.on_trial_complete(group, result=None, error=True)
         elif all(m in r for r in ended for m in self._objectives()):
             means = {m: sum(float(r[m]) for r in ended) / len(ended) for m in self._objectives()}
-            self.inner.on_trial_complete(group, result={**ended[-1], **means})
+            reached = [r["step"] for r in ended if "step" in r]  # a config ran as far as its shortest replicate
+            least = {"step": min(reached)} if reached else {}
+            self.inner.on_trial_complete(group, result={**ended[-1], **means, **least})
         else:
             self.inner.on_trial_complete(group, result=None, error=False)
 
@@ -77,8 +84,10 @@ class ReplicateSearcher(Searcher):
         return list(self.metric) if isinstance(self.metric, (list, tuple)) else [self.metric]
 
     def save(self, checkpoint_path: str) -> None:
-        save_wrapper(checkpoint_path, self.inner, {"queue": self._queue, "group": self._group, "ended": self._ended})
+        save_wrapper(checkpoint_path, self.inner, {"queue": self._queue, "group": self._group, "ended": self._ended,
+                                                    "last": self._last})
 
     def restore(self, checkpoint_path: str) -> None:
         state = restore_wrapper(checkpoint_path, self.inner)
         self._queue, self._group, self._ended = state["queue"], state["group"], state["ended"]
+        self._last = state.get("last", {})  # absent from states saved by earlier versions

@@ -43,8 +43,10 @@ def _tune_sweep(spec: ExperimentSpec, address: Optional[str], experiment: str, n
                 console, checked: list[str]) -> SweepOutcome:
     from ray import tune
 
+    from gensweep.platform.data.ensure import storage_of
     from gensweep.platform.storage.tune_storage import storage_for
-    from gensweep.platform.sweep.search import SCHEDULERS, SEARCHERS
+    from gensweep.platform.sweep.schedulers import scheduler_for, search_plan, tune_max_concurrent
+    from gensweep.platform.sweep.tensorboard import sweep_tensorboard
     from gensweep.platform.sweep.trial_logs import TrialLogsUpload
     from gensweep.platform.trial.resources import concurrency, node_resources
 
@@ -55,16 +57,16 @@ def _tune_sweep(spec: ExperimentSpec, address: Optional[str], experiment: str, n
     print(f"[gensweep] {why}", flush=True)
     spec = spec.model_copy(update={"search": spec.search.model_copy(update={"max_concurrent": at_once})})
     exp = setup.experiment
-    search = SEARCHERS.get(spec.search.algorithm)(spec, optuna_storage_for(spec, setup.root), exp)
+    search = search_plan(spec, optuna_storage_for(spec, setup.root), exp)
     storage_path, storage_filesystem = storage_for(setup.plan.train_storage_path)
     tuner = tune.Tuner(
         sweep_trainable(spec, setup),
         param_space=search.param_space,
         tune_config=tune.TuneConfig(
             search_alg=search.search_alg,
-            scheduler=SCHEDULERS.get(spec.scheduler.kind)(spec),
+            scheduler=scheduler_for(spec),
             num_samples=search.num_samples,
-            max_concurrent_trials=spec.search.max_concurrent,
+            max_concurrent_trials=tune_max_concurrent(spec),
             metric=spec.search.metric,
             mode=spec.search.mode,
             # a finished trial's actor (its process, with torch and the platform imported) runs the
@@ -75,9 +77,11 @@ def _tune_sweep(spec: ExperimentSpec, address: Optional[str], experiment: str, n
             name=exp,
             storage_path=storage_path,
             storage_filesystem=storage_filesystem,
-            # the results store's callback; Tune's own per-trial logs kept whole across restarts
-            # and the graceful stop on SIGUSR1/SIGTERM/Ctrl-C (checkpoint, flush, exit resumable)
-            callbacks=[results_callback(spec, setup), TrialLogsUpload(), GracefulStop(exp), *console.callbacks],
+            # the results store's callback; Tune's own per-trial logs kept whole across restarts;
+            # the graceful stop on SIGUSR1/SIGTERM/Ctrl-C (checkpoint, flush, exit resumable);
+            # TensorBoard at the training step, with the sample grids (instead of Tune's default)
+            callbacks=[results_callback(spec, setup), TrialLogsUpload(), GracefulStop(exp),
+                       sweep_tensorboard(storage_of(spec.data)), *console.callbacks],
             # an inline trial's actor is its worker: Tune restarts it from its latest checkpoint
             failure_config=tune.FailureConfig(max_failures=spec.resources.trial_restarts),
             verbose=console.tune_verbose,

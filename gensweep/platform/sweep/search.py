@@ -1,14 +1,12 @@
 """Search algorithm and scheduler from the spec (registries of small builders)."""
 from __future__ import annotations
 
-import warnings
 from typing import Any, Callable, Optional
 
 import optuna
 from ray import tune
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, TrialScheduler
 from ray.tune.search import Searcher
-from ray.tune.search.optuna import OptunaSearch
 
 from gensweep.platform.spec import ExperimentSpec
 from gensweep.platform.spec.space import with_replicates
@@ -16,6 +14,7 @@ from gensweep.platform.storage.secrets import with_password, without_password
 from gensweep.platform.sweep.feasible import FeasibleSearcher
 from gensweep.platform.sweep.nsga2 import PicklableNSGAII
 from gensweep.platform.sweep.replicates import ReplicateSearcher
+from gensweep.platform.sweep.study import StudySearch
 from gensweep.platform.trial.launch import GRID_KEY
 from gensweep.trainables.registry import Registry
 
@@ -36,7 +35,8 @@ SCHEDULERS: Registry[Callable[[ExperimentSpec], TrialScheduler]] = Registry("sch
 def _optuna(spec: ExperimentSpec, sampler: optuna.samplers.BaseSampler, storage: Any, study_name: str) -> SearchPlan:
     names, modes = zip(*spec.search.objectives())
     multi = len(names) > 1
-    searcher = OptunaSearch(
+    searcher = StudySearch(  # names the study's objectives (set_metric_names), one or several
+        spec=spec,
         space=spec.training_space().define_by_run(),
         metric=list(names) if multi else names[0],
         mode=list(modes) if multi else modes[0],
@@ -44,10 +44,6 @@ def _optuna(spec: ExperimentSpec, sampler: optuna.samplers.BaseSampler, storage:
         storage=storage,
         study_name=study_name if storage is not None else None,
     )
-    if multi:  # the study was made in the constructor (a define-by-run space): name its objectives
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            searcher._ot_study.set_metric_names(list(names))
     seeds = spec.replicate_seeds()
     replicated = ReplicateSearcher(FeasibleSearcher(searcher, spec.violations), seeds)
     return SearchPlan(replicated, {}, spec.search.num_trials * len(seeds))
