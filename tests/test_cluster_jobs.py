@@ -102,7 +102,7 @@ def test_clients_need_the_token(cluster, monkeypatch, tmp_path, capsys):
 def test_bad_spec_is_not_submitted(address, tmp_path, capsys):
     before = {r["job"] for r in jobs.job_rows(jobs.connect(address))}
     spec = tmp_path / "spec.yaml"
-    spec.write_text("name: bad\nscheduler: {kind: hyperband}\nresults: {root: /tmp/x}\n")
+    spec.write_text("name: bad\nscheduler: {kind: bohb}\nresults: {root: /tmp/x}\n")
     assert cli_main(["submit", str(spec), "--address", address]) == 2
     assert "scheduler.kind" in capsys.readouterr().err
     assert {r["job"] for r in jobs.job_rows(jobs.connect(address))} == before
