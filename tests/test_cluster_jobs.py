@@ -103,7 +103,7 @@ def test_bad_spec_is_not_submitted(address, tmp_path, capsys):
     before = {r["job"] for r in jobs.job_rows(jobs.connect(address))}
     spec = tmp_path / "spec.yaml"
     spec.write_text("name: bad\nscheduler: {kind: bohb}\nresults: {root: /tmp/x}\n")
-    assert cli_main(["submit", str(spec), "--address", address]) == 2
+    assert cli_main(["submit", str(spec), "--address", address, "--timeout", "120"]) == 2  # bounded if submitted
     assert "scheduler.kind" in capsys.readouterr().err
     assert {r["job"] for r in jobs.job_rows(jobs.connect(address))} == before
 

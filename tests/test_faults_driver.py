@@ -320,6 +320,9 @@ def test_a_run_resumed_from_its_final_checkpoint_reports_that_result_again():
             self.t0, self.started_at, self.sent = 0.0, 0.0, []
             self._resumed_from, self._resumed_report, self._reported = None, None, False
             self._fid_floor = None  # the reference statistics' floor, from the eval runtime
+            self._stop_report = None  # no stop request (issue 22's graceful stop)
+            self._held, self._objective, self._setting_tags = {}, ("fid", "min"), []  # no sampling settings
+            self.rank = 0
 
         def _report(self, metrics, checkpoint_dir):
             self.sent.append(metrics)

@@ -27,6 +27,8 @@ def stop():
         signal.signal(signal.SIGINT, signal.default_int_handler)
 
     signal.signal(signal.SIGUSR1, tune_handler)
+    # a known SIGTERM handler to be handed back (an earlier ray.init in this process installs its own)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     cb = GracefulStop("exp-1", grace_s=60)
     cb.setup()
     yield cb, tune_calls

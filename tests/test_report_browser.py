@@ -24,7 +24,7 @@ from gensweep.platform.report import build_report, plots, render_report
 from tests.report_support import EXPERIMENT, make_store, synthetic_report_data
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-WIDTH, HEIGHT = 1280, 4000
+WIDTH, HEIGHT = 1280, 6000  # tall enough for every plot above the sample grids
 MAX_TICK_CHARS = 16  # the longest tick label allowed anywhere (a binned range such as "[1.2e-5, 3.4e-4]")
 
 
