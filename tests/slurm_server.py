@@ -30,6 +30,21 @@ def _which(name: str) -> str:
     raise RuntimeError(f"{name} not found: install Debian's slurm-wlm and munge (see .ci/run)")
 
 
+def processes_mentioning(mark: str) -> list[int]:
+    """PIDs of the processes (other than this one) with ``mark`` in their command line or environment."""
+    needle = mark.encode()
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit() and int(entry) != os.getpid():
+            try:
+                with open(f"/proc/{entry}/cmdline", "rb") as f, open(f"/proc/{entry}/environ", "rb") as g:
+                    if needle in f.read() or needle in g.read():
+                        found.append(int(entry))
+            except OSError:
+                continue
+    return found
+
+
 class SlurmCluster:
     """``with SlurmCluster(cpus=2) as slurm: slurm.run(["sbatch", ...])``."""
 
@@ -127,6 +142,15 @@ PartitionName=debug Nodes={NODE} Default=YES MaxTime=INFINITE State=UP
         code = fields.get("ExitCode", "")
         return fields.get("JobState", ""), int(fields.get("Restarts", 0)), int(code.split(":")[0]) if code else None
 
+    def node_state(self) -> str:
+        """The node's state as ``sinfo`` gives it ("idle", "mixed", "completing", ...)."""
+        return self.run(["sinfo", "-h", "-n", NODE, "-o", "%T"], check=False).stdout.strip()
+
+    def processes(self) -> list[int]:
+        """PIDs of processes this cluster started: slurmstepd and job scripts (``slurm_script`` under
+        its spool folder) carry its folder in their command line or environment (``SLURM_CONF``)."""
+        return processes_mentioning(str(self.dir))
+
     def logs(self) -> str:
         out = []
         for f in sorted((self.dir / "log").glob("*")):
@@ -152,6 +176,13 @@ PartitionName=debug Nodes={NODE} Default=YES MaxTime=INFINITE State=UP
             except subprocess.TimeoutExpired:
                 p.kill()
                 p.wait(timeout=10)
+        # a job slurmd could not end (it stopped first, or a step would not die) leaves its
+        # slurmstepd and slurm_script behind, orphaned: end them by PID
+        for pid in self.processes():
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
         shutil.rmtree(self.dir, ignore_errors=True)
 
     def __enter__(self) -> "SlurmCluster":

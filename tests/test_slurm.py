@@ -22,7 +22,7 @@ import yaml
 
 from gensweep.cli import main as cli_main
 from gensweep.cluster.localcluster import free_ports
-from tests.slurm_server import SlurmCluster
+from tests.slurm_server import SlurmCluster, processes_mentioning
 from tests.sweep_interrupt_support import check_finished_after_stop, clean_env, has_checkpoint, tiny_spec
 
 pytestmark = pytest.mark.slow
@@ -48,17 +48,7 @@ def ray_tmp():
 
 def _processes_of(ray_tmp: str) -> list[int]:
     """PIDs of the processes of the job's Ray: its temp dir in their command line or environment."""
-    mark = ray_tmp.encode()
-    found = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit() and int(entry) != os.getpid():
-            try:
-                with open(f"/proc/{entry}/cmdline", "rb") as f, open(f"/proc/{entry}/environ", "rb") as g:
-                    if mark in f.read() or mark in g.read():
-                        found.append(int(entry))
-            except OSError:
-                continue
-    return found
+    return processes_mentioning(ray_tmp)
 
 
 def _ray_env(tmp: Path, ray_tmp: str) -> dict[str, str]:
@@ -90,6 +80,22 @@ def _wait(slurm, job_id, until, timeout_s, log):
                          f"{log.read_text(errors='replace')[-6000:] if log.exists() else ''}\n{slurm.logs()}")
 
 
+def _release_requeued(slurm, job_id, log):
+    """Start a requeued job now instead of after SLURM's hold, once what the hold waits for is past.
+
+    SLURM holds a requeued job for the job credential's lifetime: until then slurmd refuses a new
+    launch whose credential is no newer (whole seconds) than the one it revoked at the requeue
+    ("already killed"), or while a step of the first run is still ending ("already running"),
+    and the job ends FAILED without running. So: the node idle again (every step of the first run
+    gone, its epilog done), then a new second, then the release."""
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and slurm.node_state() != "idle":
+        time.sleep(0.5)
+    assert slurm.node_state() == "idle", f"{slurm.node_state()}\n{log.read_text(errors='replace')[-3000:]}"
+    time.sleep(2.0)
+    slurm.run(["scontrol", "update", f"JobId={job_id}", "StartTime=now"])
+
+
 def test_time_limit_signal_requeues_and_the_next_run_finishes_every_trial(slurm, tmp_path, ray_tmp):
     root = tmp_path / "results"
     spec = tmp_path / "spec.yaml"
@@ -116,10 +122,10 @@ def test_time_limit_signal_requeues_and_the_next_run_finishes_every_trial(slurm,
 
     # requeued: pending again, restarted once; skip SLURM's hold before a requeued job may start
     _wait(slurm, job_id, lambda s: s[1] >= 1 and s[0] == "PENDING", 180, log)
-    slurm.run(["scontrol", "update", f"JobId={job_id}", "StartTime=now"])
+    _release_requeued(slurm, job_id, log)
     state = _wait(slurm, job_id, lambda s: s[0] not in ("PENDING", "RUNNING", "REQUEUED", "COMPLETING"), 400, log)
     text = log.read_text(errors="replace")
-    assert state[:2] == ("COMPLETED", 1) and state[2] == 0, text[-6000:]
+    assert state[:2] == ("COMPLETED", 1) and state[2] == 0, f"{state}\n{text[-6000:]}\n{slurm.logs()}"
     assert "driver exited with status 75" in text and f"requeued job {job_id}" in text, text[-6000:]
     assert f"{experiment} is in" in text  # the second run resumed the experiment
     stopped = check_finished_after_stop(root, experiment)
