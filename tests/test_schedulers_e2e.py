@@ -11,7 +11,9 @@ from gensweep.platform.report import build_report
 from gensweep.platform.results import ResultsStore
 from gensweep.platform.spec import parse_spec
 from gensweep.platform.sweep.runner import run_sweep
+from gensweep.platform.sweep.schedulers import pbt_population
 from gensweep.platform.trial.checkpoints import STATE_FILE, load_state_file, read_report
+from gensweep.platform.trial.launch import GRID_KEY
 from tests.ray_support import ray_local  # noqa: F401, F811
 from tests.test_tensorboard import read_events
 
@@ -63,11 +65,21 @@ def _checkpoint_reports(root: Path, experiment: str, trial_id: str):
 
 
 def test_pbt_exploits_clone_the_donor_state_and_take_the_perturbed_lr(tmp_path, ray_local):
-    spec = tiny_spec(tmp_path, "pbt", trainable={**TINY["trainable"], "ttur": 2.0},
+    # Deterministic by construction. Async PBT exploits only when the reporting trial ranks in the
+    # lower quantile AND its donor recorded a checkpoint as a top trial at its own previous
+    # perturbation point (the first trial there has nobody to rank against and records none). Two
+    # trials side by side race: one that reaches its last step before the other has ranked is
+    # never cloned, and nothing is exploited. So a trial holds both CPUs: one runs at a time, PBT
+    # pauses it at each perturbation point and runs the one behind (reports A10 B10 A20 B20 ...).
+    # Under seed 7 trial 0 (lr 1.5e-5) ranks above trial 1 (lr 8.5e-4, D at 1.7e-3: unstable) at
+    # every one: B10 ranks bottom (no checkpoint of A to clone yet), A20 top, B20 bottom and clones A.
+    spec = tiny_spec(tmp_path, "pbt", seed=7, trainable={**TINY["trainable"], "ttur": 2.0},
                      space={"lr": {"type": "loguniform", "low": 1e-5, "high": 3e-3}},
-                     search={**TINY["search"], "num_trials": 2},
+                     search={**TINY["search"], "num_trials": 2}, resources={"cpus_per_worker": 2},
                      scheduler={"kind": "pbt", "perturbation_interval": 2, "quantile_fraction": 0.5,
                                 "resample_probability": 0.0})
+    first = [cell["lr"] for cell in pbt_population(spec).param_space[GRID_KEY]["grid_search"]]
+    assert first == [pytest.approx(1.5453e-5, rel=1e-4), pytest.approx(8.5498e-4, rel=1e-4)]  # the premise
     outcome = run_sweep(spec, experiment="pbt-run")
     assert outcome.num_errors == 0
     lineage = ResultsStore.open(str(tmp_path)).read("lineage", "pbt-run")
@@ -75,6 +87,7 @@ def test_pbt_exploits_clone_the_donor_state_and_take_the_perturbed_lr(tmp_path, 
     exploits = set()
     for row in lineage.itertuples():
         assert row.donor_trial_id != row.trial_id and row.step % (2 * EVERY) == 0
+        assert row.replaced_step % (2 * EVERY) == 0  # a trial is exploited at its own perturbation point
         change = json.loads(row.perturbation)["lr"]
         assert change["op"] in ("* 0.8", "* 1.2") and change["to"] == pytest.approx(
             min(max(change["from"] * float(change["op"][2:]), 1e-5), 3e-3))

@@ -127,7 +127,8 @@ class LineagePBT(PopulationBasedTraining):
         return config, operations
 
     def _exploit(self, tune_controller, trial, trial_to_clone):
-        replaced_step = trial.last_result.get("step")
+        # the result being decided on (Tune updates trial.last_result only after the scheduler answers)
+        replaced_step = (self._trial_state[trial].last_result or {}).get("step")
         donor = self._trial_state[trial_to_clone].last_result or {}
         donor_cell = dict(trial_to_clone.config[GRID_KEY])
         super()._exploit(tune_controller, trial, trial_to_clone)
