@@ -8,9 +8,11 @@ worker's ``get_dataset_shard`` read by a ``ShardLoader`` in ``stream`` mode (eve
 Ray Data pass: shards in a new order, a local shuffle buffer). Each step is the small DCGAN step
 of ``bench_data.py`` with the gradients all-reduced across workers, as a data-parallel trial does.
 Per worker (rank) and epoch: compute seconds, seconds blocked on the loader, and their ratio (P5 target:
-below 5 %).
+below 5 %). One training run per ``--readahead`` value (``ShardLoader(readahead_batches=...)``: 0 reads
+each epoch in the loop's thread; N reads up to N batches ahead across epoch boundaries), one after the
+other on the same prepared data, so the settings compare side by side.
 
-Usage: python benchmarks/bench_stream_workers.py [--workers 2] [--epochs 3] [--json out.json]
+Usage: python benchmarks/bench_stream_workers.py [--workers 2] [--epochs 3] [--readahead 0 16] [--json out.json]
 """
 from __future__ import annotations
 
@@ -38,7 +40,8 @@ def worker_loop(config: dict) -> None:
     ctx = ray.train.get_context()
     rank, world = ctx.get_world_rank(), ctx.get_world_size()
     step = GanStep()
-    loader = ShardLoader(ray.train.get_dataset_shard("train"), batch_size=BATCH, seed=0, rank=rank, mode="stream")
+    loader = ShardLoader(ray.train.get_dataset_shard("train"), batch_size=BATCH, seed=0, rank=rank, mode="stream",
+                         readahead_batches=config["readahead"])
     rows = []
     for epoch in range(config["epochs"]):
         compute, steps = 0.0, 0
@@ -51,9 +54,10 @@ def worker_loop(config: dict) -> None:
                 dist.all_reduce(flat)
             compute += time.perf_counter() - t0
             steps += 1
-        rows.append({"rank": rank, "epoch": epoch, "steps": steps, "wall_s": round(time.perf_counter() - t_epoch, 3),
+        rows.append({"readahead": config["readahead"], "rank": rank, "epoch": epoch, "steps": steps, "wall_s": round(time.perf_counter() - t_epoch, 3),
                      "compute_s": round(compute, 3), "wait_s": round(loader.epoch_wait_s, 3),
                      "wait_over_compute": round(loader.epoch_wait_s / compute, 4)})
+    loader.close()
     with open(os.path.join(config["out"], f"rank{rank}-of-{world}.json"), "w") as f:  # one machine: a shared folder
         json.dump(rows, f)
 
@@ -63,6 +67,7 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--epochs", type=int, default=3)
     ap.add_argument("--num-cpus", type=int, default=3, help="Ray CPUs: the workers' plus some for Ray Data reads")
+    ap.add_argument("--readahead", type=int, nargs="+", default=[0, 16], help="read-ahead depths to compare")
     ap.add_argument("--json", help="write the results here too")
     args = ap.parse_args()
 
@@ -91,30 +96,37 @@ def main() -> None:
                  log_to_driver=False,
                  runtime_env={"env_vars": {**env, "PYTHONPATH": os.pathsep.join([here, os.environ.get("PYTHONPATH", "")])}})
         ray.data.DataContext.get_current().enable_progress_bars = False
-        out = tempfile.mkdtemp(prefix="gensweep-bench-stream-")
+        rows, results["fit_s"] = [], {}
         try:
-            trainer = TorchTrainer(
-                worker_loop, train_loop_config={"epochs": args.epochs, "out": out},
-                scaling_config=ScalingConfig(num_workers=args.workers, use_gpu=False),
-                torch_config=TorchConfig(backend="gloo"),
-                datasets={"train": open_dataset(uri, shuffle_seed=block_order_seed(0, 0))},
-                run_config=RunConfig(name="bench-stream", storage_path=os.path.abspath("/tmp/gensweep-bench-stream")),
-            )
-            t0 = time.perf_counter()
-            result = trainer.fit()
-            results["fit_s"] = round(time.perf_counter() - t0, 1)
-            if result.error is not None:
-                raise RuntimeError("the benchmark's training run failed") from result.error
-            rows = [row for name in sorted(os.listdir(out)) for row in json.load(open(os.path.join(out, name)))]
+            for depth in args.readahead:
+                out = tempfile.mkdtemp(prefix="gensweep-bench-stream-")
+                trainer = TorchTrainer(
+                    worker_loop, train_loop_config={"epochs": args.epochs, "out": out, "readahead": depth},
+                    scaling_config=ScalingConfig(num_workers=args.workers, use_gpu=False),
+                    torch_config=TorchConfig(backend="gloo"),
+                    datasets={"train": open_dataset(uri, shuffle_seed=block_order_seed(0, 0))},
+                    run_config=RunConfig(name=f"bench-stream-{depth}",
+                                         storage_path=os.path.abspath("/tmp/gensweep-bench-stream")),
+                )
+                t0 = time.perf_counter()
+                result = trainer.fit()
+                results["fit_s"][depth] = round(time.perf_counter() - t0, 1)
+                if result.error is not None:
+                    raise RuntimeError("the benchmark's training run failed") from result.error
+                rows += [row for name in sorted(os.listdir(out)) for row in json.load(open(os.path.join(out, name)))]
         finally:
             ray.shutdown()
     finally:
         stop_moto(proc)
     results["epochs"] = rows
-    later = [r for r in rows if r["epoch"] > 0]
-    results["wait_over_compute_all"] = round(sum(r["wait_s"] for r in rows) / sum(r["compute_s"] for r in rows), 4)
-    if later:
-        results["wait_over_compute_later"] = round(sum(r["wait_s"] for r in later) / sum(r["compute_s"] for r in later), 4)
+    for depth in args.readahead:
+        mine = [r for r in rows if r["readahead"] == depth]
+        later = [r for r in mine if r["epoch"] > 0]
+        summary = {"wait_over_compute_all": round(sum(r["wait_s"] for r in mine) / sum(r["compute_s"] for r in mine), 4)}
+        if later:
+            summary["wait_over_compute_later"] = round(sum(r["wait_s"] for r in later)
+                                                       / sum(r["compute_s"] for r in later), 4)
+        results[f"readahead_{depth}"] = summary
     write_results(results, args.json)
 
 

@@ -18,7 +18,7 @@ from gensweep.platform.trial.handoff import EvalRuntime, WorkerConfig
 from gensweep.platform.trial.launch import TrialPlan, worker_config
 
 SPEC = {"name": "handoff", "seed": 3, "trainable": {"steps": 20, "eval_every": 10, "width": 8, "batch_size": 16},
-        "data": {"resolution": 16, "seed": 5, "hflip": True, "storage": {"region": "eu-west-1"}},
+        "data": {"resolution": 16, "seed": 5, "hflip": True, "readahead_batches": 5, "storage": {"region": "eu-west-1"}},
         "eval": {"num_samples": 100, "ref_samples": 200, "metrics": ["fid", "kid"],
                  "ladder": [{"until_step": 10, "num_samples": 40}]},
         "resources": {"gpus_per_worker": 0}}
@@ -50,6 +50,7 @@ def test_the_worker_config_and_the_files_it_saves(tmp_path):
     trial_cfg = spec.resolve_trial({})
     cfg = worker_config(spec, plan, "t1", trial_cfg, {"config/lr": 0.001})
     assert (cfg.family, cfg.trial, cfg.data_seed, cfg.hflip, cfg.use_gpu) == ("gan", trial_cfg, 5, True, False)
+    assert cfg.readahead_batches == 5
     assert cfg.eval_runtime is plan.eval_runtime and cfg.storage.region == "eu-west-1"
     assert cfg.artifacts_uri == plan.trial_artifacts("t1") and cfg.secrets_file == "/somewhere/creds.yaml"
     assert (cfg.results.root, cfg.results.trial_id, cfg.results.columns) == (str(tmp_path), "t1", {"config/lr": 0.001})

@@ -13,7 +13,11 @@ Modes:
   ``(seed, epoch, rank)``: fully reproducible, and no per-epoch Ray Data start-up.
 * **streaming** -- every epoch runs ``iter_torch_batches`` with a local shuffle buffer
   seeded by ``(seed, epoch, rank)`` and prefetching. The order is reproducible only as
-  far as Ray delivers blocks in the same order.
+  far as Ray delivers blocks in the same order. A background thread
+  (:class:`~gensweep.platform.data.readahead.ReadAhead`) iterates the epochs up to
+  ``readahead_batches`` batches ahead of the loop, so the start-up of epoch ``e + 1`` (a new
+  Ray Data execution, a shuffle buffer to fill) overlaps the last steps of epoch ``e``;
+  :meth:`ShardLoader.close` stops it. ``readahead_batches=0`` iterates in the loop's thread.
 
 ``mode="auto"`` (default) materializes when the shard fits in ``materialize_max_bytes``
 (of decoded float32 tensors). If ``expected_bytes`` is given (e.g.
@@ -36,10 +40,12 @@ from typing import Any, Iterator
 import numpy as np
 import torch
 
+from gensweep.platform.data.readahead import ReadAhead
 from gensweep.platform.data.records import to_unit_float_chw
 
 MODES = ("auto", "materialize", "stream")
 DEFAULT_MATERIALIZE_MAX_BYTES = 512 * 2**20
+DEFAULT_READAHEAD_BATCHES = 16
 _PERM, _FLIP, _RAY = 0, 1, 2
 
 
@@ -70,6 +76,7 @@ class ShardLoader:
         expected_bytes: int | None = None,
         prefetch_batches: int = 2,
         shuffle_buffer_size: int | None = None,
+        readahead_batches: int = DEFAULT_READAHEAD_BATCHES,
     ):
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -87,6 +94,9 @@ class ShardLoader:
         self.device = torch.device(device)
         self.prefetch_batches = int(prefetch_batches)
         self.shuffle_buffer_size = int(shuffle_buffer_size or max(8 * self.batch_size, 2048))
+        if readahead_batches < 0:
+            raise ValueError(f"readahead_batches must be >= 0, got {readahead_batches}")
+        self._readahead = ReadAhead(self._streamed_batches, readahead_batches) if readahead_batches else None
         self.expected_bytes = expected_bytes
         self._mode = mode  # becomes "materialize" or "stream" once decided
         self._images: torch.Tensor | None = None
@@ -144,6 +154,11 @@ class ShardLoader:
                 "epoch_wait_s": self.epoch_wait_s, "materialize_s": self.materialize_s,
                 "batches": self.batches}
 
+    def close(self) -> None:
+        """Stop reading ahead (a streamed shard); the loader can still be iterated afterwards."""
+        if self._readahead is not None:
+            self._readahead.close()
+
     # ------------------------------------------------------------------ iteration
 
     def epoch_batches(self, epoch: int) -> Iterator[dict[str, torch.Tensor]]:
@@ -154,7 +169,7 @@ class ShardLoader:
         if self._images is not None:
             source = self._materialized_batches(epoch)
         elif self._mode == "stream":
-            source = self._streamed_batches(epoch)
+            source = self._readahead.epoch(epoch) if self._readahead is not None else self._streamed_batches(epoch)
         else:
             source = self._first_pass(epoch)
         flip = _generator(self.seed, epoch, self.rank, _FLIP) if self.hflip else None

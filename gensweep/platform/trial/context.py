@@ -82,6 +82,7 @@ class PlatformContext(SingleProcess):
             seed=cfg.data_seed * 7919 + int(self.config.get("seed", 0)),
             rank=self.rank,
             hflip=cfg.hflip,
+            readahead_batches=cfg.readahead_batches,
             device=self.device,
         )
         self._evaluator = WorkerEvaluator.from_config(cfg.eval_runtime, device=self.device)
@@ -106,6 +107,10 @@ class PlatformContext(SingleProcess):
 
     def loader_wait_s(self) -> float:
         return self._loader.wait_s
+
+    def close_data(self) -> None:
+        """Stop the loader's read-ahead thread (a streamed shard) once the loop has returned."""
+        self._loader.close()
 
     # -- evaluation, artifacts ---------------------------------------------------------
     def evaluate(self, sample_fn, step: int) -> dict[str, Any]:
@@ -346,6 +351,8 @@ def run_family(cfg: WorkerConfig, ctx: PlatformContext) -> Optional[Diverged]:
     except Diverged as exc:
         ctx.record_divergence(exc)
         return exc
+    finally:
+        ctx.close_data()
     ctx.finish()
     return None
 

@@ -84,6 +84,7 @@ class WorkerConfig:
     shared_blocks: Optional[dict[str, Any]] = None  # SharedBlocks fields of a dataset the driver materialized
     held: dict[str, float] = dataclasses.field(default_factory=dict)  # CPU/GPU the trial holds (its cost per hour)
     objective: tuple[str, str] = ("fid", "min")  # picks the reported sampling-time setting of each eval
+    readahead_batches: int = 16  # ``data.readahead_batches``: a streamed shard's read-ahead
 
     def to_plain(self) -> dict[str, Any]:
         """Builtins only (and the Ray object references of ``shared_blocks``): nothing to import

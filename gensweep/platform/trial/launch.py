@@ -156,6 +156,7 @@ def worker_config(spec: ExperimentSpec, plan: TrialPlan, trial_id: str, trial_cf
         trial=trial_cfg,
         data_seed=spec.data.seed,
         hflip=spec.data.hflip,
+        readahead_batches=spec.data.readahead_batches,
         eval_runtime=runtime,
         artifacts_uri=artifacts,
         checkpoint_info=checkpoint_info(
