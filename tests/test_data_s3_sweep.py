@@ -64,7 +64,8 @@ def test_trial_trains_on_data_prepared_in_the_bucket(tmp_path, s3_and_ray):
 
 def test_dataset_above_max_shared_bytes_streams_from_the_bucket(tmp_path, s3_and_ray, monkeypatch):
     """``data.max_shared_bytes: 0``: the driver shares nothing, and the trial reads the bucket's
-    shards through Ray Data itself, then writes its FID row."""
+    shards through Ray Data itself; ``data.max_worker_bytes: 0``: its worker streams every epoch (two
+    epochs of 31 steps, the second read ahead during the first), then writes its FID rows."""
     from gensweep.platform.data import prepare
     from gensweep.platform.sweep import setup
 
@@ -76,9 +77,9 @@ def test_dataset_above_max_shared_bytes_streams_from_the_bucket(tmp_path, s3_and
                         or shared[-1])
     spec = parse_spec({
         "name": "s3stream",
-        "trainable": {"steps": 10, "eval_every": 10, "width": 8, "z_dim": 16, "batch_size": 32, "num_classes": 0},
+        "trainable": {"steps": 40, "eval_every": 20, "width": 8, "z_dim": 16, "batch_size": 32, "num_classes": 0},
         "search": {"algorithm": "random", "num_trials": 1, "max_concurrent": 1}, "scheduler": {"kind": "none"},
-        "data": {"source": "mnist", "uri": uri, "max_shared_bytes": 0,
+        "data": {"source": "mnist", "uri": uri, "max_shared_bytes": 0, "max_worker_bytes": 0, "readahead_batches": 4,
                  "storage": {"endpoint_url": s3_and_ray.endpoint}},
         "eval": {"num_samples": 200, "ref_samples": 200},
         "results": {"root": str(tmp_path / "results")},
@@ -87,4 +88,5 @@ def test_dataset_above_max_shared_bytes_streams_from_the_bucket(tmp_path, s3_and
     assert shared == [None]  # nothing materialized by the driver: the trial streamed the shards
     assert outcome.num_errors == 0
     metrics = ResultsStore.open(str(tmp_path / "results")).read("metrics", "s3stream-run")
-    assert list(metrics["step"]) == [10] and math.isfinite(metrics["fid"].iloc[0])
+    assert list(metrics["step"]) == [20, 40] and metrics["fid"].map(math.isfinite).all()
+    assert list(metrics["loader_mode"]) == ["stream", "stream"]

@@ -18,7 +18,7 @@ from gensweep.platform.trial.handoff import EvalRuntime, WorkerConfig
 from gensweep.platform.trial.launch import TrialPlan, worker_config
 
 SPEC = {"name": "handoff", "seed": 3, "trainable": {"steps": 20, "eval_every": 10, "width": 8, "batch_size": 16},
-        "data": {"resolution": 16, "seed": 5, "hflip": True, "readahead_batches": 5, "storage": {"region": "eu-west-1"}},
+        "data": {"resolution": 16, "seed": 5, "hflip": True, "readahead_batches": 5, "max_worker_bytes": 7, "storage": {"region": "eu-west-1"}},
         "eval": {"num_samples": 100, "ref_samples": 200, "metrics": ["fid", "kid"],
                  "ladder": [{"until_step": 10, "num_samples": 40}]},
         "resources": {"gpus_per_worker": 0}}
@@ -50,7 +50,7 @@ def test_the_worker_config_and_the_files_it_saves(tmp_path):
     trial_cfg = spec.resolve_trial({})
     cfg = worker_config(spec, plan, "t1", trial_cfg, {"config/lr": 0.001})
     assert (cfg.family, cfg.trial, cfg.data_seed, cfg.hflip, cfg.use_gpu) == ("gan", trial_cfg, 5, True, False)
-    assert cfg.readahead_batches == 5
+    assert (cfg.readahead_batches, cfg.max_worker_bytes) == (5, 7)
     assert cfg.eval_runtime is plan.eval_runtime and cfg.storage.region == "eu-west-1"
     assert cfg.artifacts_uri == plan.trial_artifacts("t1") and cfg.secrets_file == "/somewhere/creds.yaml"
     assert (cfg.results.root, cfg.results.trial_id, cfg.results.columns) == (str(tmp_path), "t1", {"config/lr": 0.001})
@@ -118,3 +118,23 @@ def test_a_trial_config_is_validated_once(monkeypatch):
     cfg = spec.trial_config({"loss": "hinge"})
     assert isinstance(cfg, GanConfig) and cfg.loss == "hinge" and len(calls) == 1
     assert spec.resolve_trial({"loss": "hinge"}) == cfg.model_dump() and len(calls) == 2
+
+
+def test_a_streamed_trial_tells_its_loader_the_size_of_each_workers_share(tmp_path):
+    """With the share's decoded size up front the loader picks materialize or stream before the
+    first epoch (and a streamed share is read ahead from its first epoch, not after an overflow pass)."""
+    import numpy as np
+
+    from gensweep.platform.data import prepare
+    from gensweep.platform.trial.launch import streamed
+
+    spec, plan = _plan(tmp_path)
+    images = np.random.default_rng(0).integers(0, 256, size=(45, 16, 16), dtype=np.uint8)
+    np.savez(tmp_path / "digits.npz", x=images, y=np.arange(45) % 3)
+    prepare(str(tmp_path / "digits.npz"), plan.dataset_uri, resolution=16)
+    cfg = worker_config(spec, plan, "t1", spec.resolve_trial({}))
+    assert cfg.expected_shard_bytes is None  # a dataset the driver shares: blocks, no streaming
+    per_row = 16 * 16 * 4 + 16  # float32 pixels, int64 label and index
+    assert streamed(cfg, spec, plan, workers=1).expected_shard_bytes == 45 * per_row
+    assert streamed(cfg, spec, plan, workers=2).expected_shard_bytes == 23 * per_row
+    assert WorkerConfig.from_plain(streamed(cfg, spec, plan, workers=4).to_plain()).expected_shard_bytes == 12 * per_row

@@ -133,6 +133,8 @@ class DataConfig(_Strict):
         description="datasets up to this decoded size (float32 pixels) are read once by the driver and shared"
         " with every trial through the object store; larger ones are streamed by each trial through Ray Data"
         " (0: always stream)")
+    max_worker_bytes: int = Field(512 * 1024**2, ge=0, description="a streamed dataset: a worker keeps its share"
+                                  " in memory after the first epoch up to this decoded size, else streams every epoch")
     readahead_batches: int = Field(16, ge=0, description="a streamed dataset: batches each worker reads ahead of"
                                    " its loop, across epoch boundaries (memory: that many batches; 0: none)")
     storage: StorageConfig | None = None

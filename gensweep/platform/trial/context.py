@@ -83,6 +83,8 @@ class PlatformContext(SingleProcess):
             rank=self.rank,
             hflip=cfg.hflip,
             readahead_batches=cfg.readahead_batches,
+            expected_bytes=cfg.expected_shard_bytes,
+            materialize_max_bytes=cfg.max_worker_bytes,
             device=self.device,
         )
         self._evaluator = WorkerEvaluator.from_config(cfg.eval_runtime, device=self.device)
@@ -174,6 +176,7 @@ class PlatformContext(SingleProcess):
         if self._resumed_from is not None:  # this worker (group) started from a checkpoint
             out["resumed_from_step"] = self._resumed_from
         out["worker_pid"] = os.getpid()  # changes when Train restarts a failed worker group
+        out["loader_mode"] = self._loader.mode  # materialize (shared blocks or a share in memory) or stream
         # the reference set's real-vs-real FID (NaN: not available), for reading scores beside it
         out["fid_floor"] = float("nan") if self._fid_floor is None else float(self._fid_floor)
         before = (self._resumed_report or {}).get("metrics")

@@ -13,6 +13,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any, Mapping, Optional
 
+from gensweep.platform.data.loader import DEFAULT_MATERIALIZE_MAX_BYTES, DEFAULT_READAHEAD_BATCHES
 from gensweep.platform.metrics.ladder import SampleLadder
 from gensweep.platform.metrics.protocol import EvalProtocol
 from gensweep.platform.metrics.refstats import RefStatsKey
@@ -84,7 +85,9 @@ class WorkerConfig:
     shared_blocks: Optional[dict[str, Any]] = None  # SharedBlocks fields of a dataset the driver materialized
     held: dict[str, float] = dataclasses.field(default_factory=dict)  # CPU/GPU the trial holds (its cost per hour)
     objective: tuple[str, str] = ("fid", "min")  # picks the reported sampling-time setting of each eval
-    readahead_batches: int = 16  # ``data.readahead_batches``: a streamed shard's read-ahead
+    readahead_batches: int = DEFAULT_READAHEAD_BATCHES  # ``data.readahead_batches``: a streamed shard's read-ahead
+    expected_shard_bytes: Optional[int] = None  # a streamed dataset: one worker's share, decoded
+    max_worker_bytes: int = DEFAULT_MATERIALIZE_MAX_BYTES  # ``data.max_worker_bytes``: the largest share a worker keeps in memory
 
     def to_plain(self) -> dict[str, Any]:
         """Builtins only (and the Ray object references of ``shared_blocks``): nothing to import

@@ -21,6 +21,7 @@ from ray.train.torch import TorchConfig, TorchTrainer
 from ray.tune.integration.ray_train import TuneReportCallback
 
 from gensweep.platform.data import StorageOptions, open_dataset
+from gensweep.platform.data.manifest import load_manifest
 from gensweep.platform.data.stream import block_order_seed
 from gensweep.platform.data.blocks import SharedBlocks
 from gensweep.platform.results.rows import CONFIG_ID
@@ -100,7 +101,9 @@ def run_trial(config: dict[str, Any], plan: TrialPlan, dataset: Any = None) -> N
         columns = config_columns(config)
         if spec.resources.inline:
             cfg = worker_config(spec, plan, trial_id, trial_cfg, columns)
-            shard = dataset if dataset is not None else _open(spec, plan, trial_cfg)
+            shard = dataset
+            if shard is None:
+                shard, cfg = _open(spec, plan, trial_cfg), streamed(cfg, spec, plan, workers=1)
             diverged = run_family(cfg, TuneInlineContext(cfg, shard))
         else:
             build_trainer(spec, plan, trial_id, trial_cfg, dataset, callbacks=[TuneReportCallback()],
@@ -127,6 +130,14 @@ def _open(spec: ExperimentSpec, plan: TrialPlan, trial_cfg: dict[str, Any]):
     """The prepared dataset streamed by this trial: shards in a new seeded order every epoch."""
     return open_dataset(plan.dataset_uri, _storage(spec), bad_records=spec.data.bad_records,
                         shuffle_seed=block_order_seed(spec.data.seed, int(trial_cfg.get("seed", 0))))
+
+
+def streamed(cfg: WorkerConfig, spec: ExperimentSpec, plan: TrialPlan, workers: int) -> WorkerConfig:
+    """``cfg`` of a trial that streams the prepared dataset: with the decoded size of one worker's
+    share, so that its loader decides up front to keep the share in memory (up to the loader's
+    limit) or to stream every epoch (read ahead from the first epoch on)."""
+    manifest = load_manifest(plan.dataset_uri, _storage(spec))
+    return dataclasses.replace(cfg, expected_shard_bytes=manifest.decoded_nbytes(workers))
 
 
 def config_columns(config: dict[str, Any]) -> dict[str, Any]:
@@ -157,6 +168,7 @@ def worker_config(spec: ExperimentSpec, plan: TrialPlan, trial_id: str, trial_cf
         data_seed=spec.data.seed,
         hflip=spec.data.hflip,
         readahead_batches=spec.data.readahead_batches,
+        max_worker_bytes=spec.data.max_worker_bytes,
         eval_runtime=runtime,
         artifacts_uri=artifacts,
         checkpoint_info=checkpoint_info(
@@ -197,6 +209,7 @@ def build_trainer(
         datasets = {}
     else:
         datasets = {"train": _open(spec, plan, trial_cfg)}
+        cfg = streamed(cfg, spec, plan, spec.resources.workers)
     res = spec.resources
     use_gpu = res.gpus_per_worker > 0
     storage_path, storage_filesystem = storage_for(plan.train_storage_path)  # same AWS env as results.root
