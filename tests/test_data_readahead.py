@@ -174,3 +174,46 @@ def test_a_streamed_loader_gives_the_same_batches_with_and_without_read_ahead():
     ahead.close()
     with pytest.raises(ValueError, match="readahead_batches"):
         ShardLoader(FakeStreamShard(), readahead_batches=-1, **kwargs)
+
+
+def test_start_reads_an_epoch_before_the_loop_asks_and_the_loop_continues_it():
+    source = Epochs()
+    ra = ReadAhead(source, depth=2)
+    try:
+        ra.start(0)
+        assert _until(lambda: source.yielded >= 1)  # reading before anyone asked
+        ra.start(0)  # while reading: nothing new
+        assert list(ra.epoch(0)) == [(0, i) for i in range(BATCHES)]
+        assert source.started[:1] == [0] and source.started.count(0) == 1  # continued, not restarted
+    finally:
+        ra.close()
+
+
+class CountingShard(FakeStreamShard):
+    def __init__(self, n=200):
+        super().__init__(n)
+        self.seeds = []  # local_shuffle_seed of each pass (one per epoch)
+
+    def iter_batches(self, **kwargs):
+        self.seeds.append(kwargs["local_shuffle_seed"])
+        yield from super().iter_batches(**kwargs)
+
+
+def test_a_loader_primes_only_a_shard_it_will_stream():
+    kwargs = dict(batch_size=32, seed=5, materialize_max_bytes=1000, readahead_batches=2)
+    big = CountingShard()
+    streaming = ShardLoader(big, expected_bytes=1001, **kwargs)
+    try:
+        assert streaming.prime(0) and streaming.mode == "stream"
+        assert _until(lambda: len(big.seeds) == 1)  # the first epoch's pass began before the loop
+        primed = [b["label"].tolist() for b in streaming.epoch_batches(0)]
+        assert big.seeds[0] == streaming._ray_seed(0) and big.seeds.count(big.seeds[0]) == 1  # not restarted
+    finally:
+        streaming.close()
+    plain = ShardLoader(CountingShard(), readahead_batches=0, mode="stream", batch_size=32, seed=5)
+    assert primed == [b["label"].tolist() for b in plain.epoch_batches(0)]
+
+    small = CountingShard()
+    keeping = ShardLoader(small, expected_bytes=1000, **kwargs)
+    assert not keeping.prime(0) and keeping.mode == "materialize" and small.seeds == []
+    assert not ShardLoader(CountingShard(), **kwargs).prime(0)  # auto without a size: decided by the first pass

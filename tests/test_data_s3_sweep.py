@@ -58,6 +58,7 @@ def test_trial_trains_on_data_prepared_in_the_bucket(tmp_path, s3_and_ray):
     assert outcome.num_errors == 0
     metrics = ResultsStore.open(str(tmp_path / "results")).read("metrics", "s3data-run")
     assert list(metrics["step"]) == [15] and math.isfinite(metrics["fid"].iloc[0])
+    assert list(metrics["loader_mode"]) == ["materialize"]  # the driver's blocks, shared with the trial
     # the reference statistics were keyed by the bucket dataset's fingerprint
     assert metrics["refstats_key"].iloc[0].startswith(load_manifest(local).short_fingerprint)
 

@@ -25,6 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import types
 from pathlib import Path
 
 import pytest
@@ -321,6 +322,7 @@ def test_a_run_resumed_from_its_final_checkpoint_reports_that_result_again():
             self._resumed_from, self._resumed_report, self._reported = None, None, False
             self._fid_floor = None  # the reference statistics' floor, from the eval runtime
             self._stop_report = None  # no stop request (issue 22's graceful stop)
+            self._loader = types.SimpleNamespace(mode="materialize")  # its rows' loader_mode
             self._held, self._objective, self._setting_tags = {}, ("fid", "min"), []  # no sampling settings
             self.rank = 0
 

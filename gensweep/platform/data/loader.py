@@ -18,6 +18,7 @@ Modes:
   ``readahead_batches`` batches ahead of the loop, so the start-up of epoch ``e + 1`` (a new
   Ray Data execution, a shuffle buffer to fill) overlaps the last steps of epoch ``e``;
   :meth:`ShardLoader.close` stops it. ``readahead_batches=0`` iterates in the loop's thread.
+  :meth:`ShardLoader.prime` starts the first epoch's pass before the loop asks for it.
 
 ``mode="auto"`` (default) materializes when the shard fits in ``materialize_max_bytes``
 (of decoded float32 tensors). If ``expected_bytes`` is given (e.g.
@@ -154,6 +155,21 @@ class ShardLoader:
                 "epoch_wait_s": self.epoch_wait_s, "materialize_s": self.materialize_s,
                 "batches": self.batches}
 
+    def prime(self, epoch: int = 0) -> bool:
+        """A shard streamed with read-ahead (``mode="stream"``, or ``"auto"`` with ``expected_bytes``
+        above the limit): start reading ``epoch`` now, so its start-up overlaps whatever the
+        caller does before the loop (building models, loading reference statistics). Returns
+        whether reading started."""
+        self._decide_up_front()
+        if self._mode != "stream" or self._readahead is None or self.shard is None:
+            return False
+        self._readahead.start(epoch)
+        return True
+
+    def _decide_up_front(self) -> None:
+        if self._mode == "auto" and self.expected_bytes is not None and self.shard is not None:
+            self._mode = "materialize" if self.expected_bytes <= self.materialize_max_bytes else "stream"
+
     def close(self) -> None:
         """Stop reading ahead (a streamed shard); the loader can still be iterated afterwards."""
         if self._readahead is not None:
@@ -164,8 +180,7 @@ class ShardLoader:
     def epoch_batches(self, epoch: int) -> Iterator[dict[str, torch.Tensor]]:
         """Batches ``{"image": float32 [B,C,H,W] in [-1,1], "label": int64 [B]}`` of one epoch."""
         self.epoch_wait_s = 0.0
-        if self._mode == "auto" and self.expected_bytes is not None and self.shard is not None:
-            self._mode = "materialize" if self.expected_bytes <= self.materialize_max_bytes else "stream"
+        self._decide_up_front()
         if self._images is not None:
             source = self._materialized_batches(epoch)
         elif self._mode == "stream":

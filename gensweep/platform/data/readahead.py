@@ -87,6 +87,12 @@ class ReadAhead:
     def running(self) -> bool:
         return self._producer is not None and self._producer.is_alive()
 
+    def start(self, epoch: int) -> None:
+        """Begin reading ``epoch`` now, before the loop asks for it (no-op while reading)."""
+        if self._producer is None:
+            self._restart(epoch)
+            self._next_epoch = epoch
+
     def epoch(self, epoch: int) -> Iterator[Any]:
         """The batches of ``epoch``. Asking for the epoch after the last one asked for (whether or
         not that one was read to its end) continues the read-ahead; any other epoch restarts it."""

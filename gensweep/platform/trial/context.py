@@ -102,6 +102,8 @@ class PlatformContext(SingleProcess):
         self._stop_answered: Optional[str] = None  # the stop request this trial checkpoints for
         self._stop_report: Optional[str] = None  # ... set until that checkpoint is reported
         self._stop_checked_at = 0.0
+        if self._latest_checkpoint() is None:  # a fresh trial starts at epoch 0: stream it while we build
+            self._loader.prime(0)
 
     # -- data --------------------------------------------------------------------------
     def epoch_batches(self, epoch: int) -> Iterator[Mapping[str, torch.Tensor]]:
