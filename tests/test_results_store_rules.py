@@ -1,0 +1,106 @@
+"""ResultsStore rules the contract suite leaves open, on local disk: how ``open`` builds the retry
+policy, compaction of every table of an experiment, compaction during a sweep (a dominant part
+stays), and the clean-up of temp files left by killed writers."""
+from __future__ import annotations
+
+import os
+import time
+
+import pytest
+
+from gensweep.platform.results import LocalBackend, ResultsStore
+from gensweep.platform.storage.local_files import temp_name
+from gensweep.platform.storage.retry import RetryPolicy
+
+
+@pytest.fixture
+def store(tmp_path):
+    return ResultsStore.open(str(tmp_path / "results"))
+
+
+def metric_rows(experiment, steps, trial_id="t0"):
+    return [{"experiment": experiment, "trial_id": trial_id, "step": s, "fid": float(s)} for s in steps]
+
+
+def test_open_builds_the_retry_policy_and_passes_the_options_on(tmp_path):
+    uri = str(tmp_path / "results")
+    plain = ResultsStore.open(uri)
+    assert plain.retry == RetryPolicy() and plain.read_threads == 8
+    assert ResultsStore.open(uri, deadline_s=5.0).retry == RetryPolicy(deadline_s=5.0)
+    policy = RetryPolicy(deadline_s=1.0, initial_s=0.01)
+    assert ResultsStore.open(uri, retry=policy, deadline_s=9.0).retry is policy  # an explicit policy wins
+    assert ResultsStore.open(uri, read_threads=3).read_threads == 3
+    assert ResultsStore.open(uri, fsync=False).backend.fsync is False
+    direct = ResultsStore(LocalBackend(), uri)
+    assert direct.retry == RetryPolicy() and direct.read_threads == 8
+
+
+def test_compact_experiment_merges_each_table_of_that_experiment(store):
+    for batch in ([0, 1], [2]):
+        store.write("metrics", metric_rows("a", batch))
+        store.log_trial("a", "t0", "running")
+    store.log_experiment("a", status="running")
+    store.write("metrics", metric_rows("b", [0]))
+    store.write("metrics", metric_rows("b", [1]))
+    assert store.compact_experiment("a") == {"experiments": 0, "trials": 2, "metrics": 2, "artifacts": 0, "lineage": 0}
+    assert len(store.part_files("metrics", "b")) == 2
+    for batch in ([3], [4], [5]):
+        store.write("metrics", metric_rows("a", batch))
+    store.log_trial("a", "t0", "completed")
+    # over=2: only a table with more than two parts is merged
+    assert store.compact_experiment("a", over=2) == {"experiments": 0, "trials": 0, "metrics": 4, "artifacts": 0, "lineage": 0}
+    assert sorted(store.read("metrics", "a")["step"]) == [0, 1, 2, 3, 4, 5]
+
+
+def _parts_with_rows(store, sizes):
+    """One metrics part of experiment ``a`` per size, each with that many distinct rows."""
+    paths, step = [], 0
+    for size in sizes:
+        (path,) = store.write("metrics", metric_rows("a", range(step, step + size)))
+        paths.append(path)
+        step += size
+        time.sleep(0.002)  # part names sort by write time
+    assert store.part_files("metrics", "a") == paths
+    return paths
+
+
+def test_compaction_during_a_sweep_leaves_a_part_bigger_than_all_others_together(store):
+    paths = _parts_with_rows(store, [1, 5, 1, 1])
+    assert store.compact("metrics", "a", over=2) == 3  # the three small parts
+    left = store.part_files("metrics", "a")
+    assert len(left) == 2 and paths[1] in left
+    assert sorted(store.read("metrics", "a")["step"]) == list(range(8))
+    assert store.compact("metrics", "a", over=1) == 2  # at the end every part is merged
+
+
+@pytest.mark.parametrize("sizes", [[2, 1, 1], [1, 1, 1], [3, 1, 1, 1]])
+def test_compaction_during_a_sweep_merges_every_part_when_none_dominates(store, sizes):
+    _parts_with_rows(store, sizes)
+    assert store.compact("metrics", "a", over=2) == len(sizes)
+    assert len(store.part_files("metrics", "a")) == 1
+    assert sorted(store.read("metrics", "a")["step"]) == list(range(sum(sizes)))
+
+
+def test_compaction_during_a_sweep_with_three_parts_and_a_dominant_one(store):
+    paths = _parts_with_rows(store, [4, 1, 1])
+    assert store.compact("metrics", "a", over=2) == 2
+    assert paths[0] in store.part_files("metrics", "a")
+    assert len(store.part_files("metrics", "a")) == 2
+
+
+def test_clean_temp_removes_only_temp_files_older_than_the_limit(store):
+    (part,) = store.write("metrics", metric_rows("a", [0]))
+    folder = os.path.dirname(part)
+    now = time.time()
+    ages = {"hours": 2 * 3600, "half-hour": 1800, "minute": 60}
+    temps = {}
+    for label, age in ages.items():
+        path = os.path.join(folder, temp_name(f"part-{label}.parquet"))
+        with open(path, "wb") as handle:
+            handle.write(b"partial")
+        os.utime(path, (now - age, now - age))
+        temps[label] = path
+    assert store.clean_temp() == 1  # default: older than an hour
+    assert not os.path.exists(temps["hours"]) and os.path.exists(temps["half-hour"])
+    assert store.clean_temp(older_than_s=600) == 1
+    assert os.path.exists(temps["minute"]) and os.path.exists(part)
