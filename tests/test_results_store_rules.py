@@ -92,7 +92,7 @@ def test_clean_temp_removes_only_temp_files_older_than_the_limit(store):
     (part,) = store.write("metrics", metric_rows("a", [0]))
     folder = os.path.dirname(part)
     now = time.time()
-    ages = {"hours": 2 * 3600, "half-hour": 1800, "minute": 60}
+    ages = {"hours": 2 * 3600, "hour": 3600.5, "half-hour": 1800, "minute": 60}
     temps = {}
     for label, age in ages.items():
         path = os.path.join(folder, temp_name(f"part-{label}.parquet"))
@@ -100,7 +100,65 @@ def test_clean_temp_removes_only_temp_files_older_than_the_limit(store):
             handle.write(b"partial")
         os.utime(path, (now - age, now - age))
         temps[label] = path
-    assert store.clean_temp() == 1  # default: older than an hour
-    assert not os.path.exists(temps["hours"]) and os.path.exists(temps["half-hour"])
+    assert store.clean_temp() == 2  # default: older than an hour
+    assert not os.path.exists(temps["hours"]) and not os.path.exists(temps["hour"])
+    assert os.path.exists(temps["half-hour"])
     assert store.clean_temp(older_than_s=600) == 1
     assert os.path.exists(temps["minute"]) and os.path.exists(part)
+
+
+class FlakyBackend(LocalBackend):
+    """Local disk whose named operations fail with a connection reset (a transient error)."""
+
+    def __init__(self, failing=()):
+        super().__init__(fsync=False)
+        self.failing = set(failing)
+
+    def _maybe_fail(self, op):
+        if op in self.failing:
+            raise ConnectionResetError(f"{op}: connection reset by peer")
+
+    def list(self, prefix):
+        self._maybe_fail("list")
+        return super().list(prefix)
+
+    def list_dirs(self, prefix):
+        self._maybe_fail("list_dirs")
+        return super().list_dirs(prefix)
+
+    def read_bytes(self, path):
+        self._maybe_fail("read_bytes")
+        return super().read_bytes(path)
+
+    def write_bytes(self, path, data):
+        self._maybe_fail("write_bytes")
+        return super().write_bytes(path, data)
+
+    def delete(self, path):
+        self._maybe_fail("delete")
+        return super().delete(path)
+
+
+def test_an_exhausted_retry_names_the_operation_and_its_path(tmp_path):
+    backend = FlakyBackend()
+    store = ResultsStore(backend, str(tmp_path / "results"), RetryPolicy(deadline_s=0.0))
+    for batch in ([0], [1]):
+        store.write("metrics", metric_rows("a", batch))
+    partition = store.partition_path("metrics", "a")
+    parts = store.part_files("metrics", "a")
+
+    def message(op, call):
+        backend.failing = {op}
+        with pytest.raises(OSError) as info:
+            call()
+        backend.failing = set()
+        return str(info.value)
+
+    assert message("write_bytes", lambda: store.write("metrics", metric_rows("a", [2]))).startswith(
+        f"write {partition}/part-")
+    assert message("list", lambda: store.part_files("metrics", "a")).startswith(f"list {partition} failed")
+    assert message("list", lambda: store.read("metrics")).startswith(f"list {store.table_path('metrics')} failed")
+    assert message("read_bytes", lambda: store.read("metrics", "a")).startswith(f"read {parts[0]} failed")
+    assert message("list_dirs", store.experiments).startswith(f"list {store.table_path('experiments')} failed")
+    assert message("write_bytes", lambda: store.compact("metrics", "a")).startswith(f"write {partition}/part-")
+    assert message("delete", lambda: store.compact("metrics", "a")).startswith(f"delete {parts[0]} failed")
