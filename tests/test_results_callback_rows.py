@@ -58,6 +58,10 @@ def record_deadlines(cb):
     return seen
 
 
+def messages(caplog):
+    return [r.getMessage() for r in caplog.records if r.name == callback_module.__name__]
+
+
 def failing_writes(cb):
     def write(table, rows, **kw):
         raise OSError("store unreachable")
@@ -137,7 +141,7 @@ def test_a_failing_exit_flush_is_logged_not_raised(uri, exit_hooks, caplog):
     failing_writes(cb)
     with caplog.at_level(logging.ERROR, logger=callback_module.__name__):
         exit_hooks[0]()
-    assert f"ResultsCallback: final flush to {uri} failed" in caplog.text
+    assert messages(caplog) == [f"ResultsCallback: final flush to {uri} failed"]
     assert cb._n_buffered == 1
 
 
@@ -171,7 +175,7 @@ def test_a_failed_in_loop_flush_keeps_the_rows_and_pauses_the_next_ones(uri, cap
     after = time.monotonic()
     assert cb._n_buffered == 1
     assert before + pause <= cb._pause_until <= after + pause
-    assert f"ResultsCallback: writing to {uri} failed; 1 rows kept for the next flush" in caplog.text
+    assert messages(caplog) == [f"ResultsCallback: writing to {uri} failed; 1 rows kept for the next flush"]
     del cb.store.write  # the store is back; the pause holds the next due flush back
     cb.on_step_end(0, [trial])
     assert cb._n_buffered == 1
@@ -269,7 +273,7 @@ def test_a_failed_compaction_is_logged_and_the_rows_stay_written(uri, caplog):
     cb.store.compact_experiment = broken
     with caplog.at_level(logging.ERROR, logger=callback_module.__name__):
         assert cb.flush() == 1
-    assert f"ResultsCallback: compacting exp in {uri} failed" in caplog.text
+    assert messages(caplog) == [f"ResultsCallback: compacting exp in {uri} failed"]
     assert ResultsStore.open(uri).read("trials", "exp")["status"].tolist() == ["running"]
 
 
@@ -449,7 +453,7 @@ def test_the_experiments_end_summary_falls_back_to_what_the_driver_saw(uri, monk
     cb.on_trial_result(0, [trial], trial, {"training_iteration": 1, "fid": 4.0})
     with caplog.at_level(logging.ERROR, logger=callback_module.__name__):
         cb.on_experiment_end([trial])
-    assert "ResultsCallback: summarizing exp failed" in caplog.text
+    assert messages(caplog) == ["ResultsCallback: summarizing exp failed"]
     row = ResultsStore.open(uri).read("experiments", "exp").iloc[0]
     assert (row["status"], row["n_trials"], row["n_reports"], row["best_fid"], row["n_errored"]) == \
         ("completed", 2, 1, 4.0, 0)
@@ -466,3 +470,32 @@ def test_the_experiments_end_without_an_experiments_row_still_writes_and_compact
     assert store.read("experiments").empty
     assert store.read("trials", "exp")["status"].tolist() == ["running"]
     assert len(store.part_files("metrics", "exp")) == 1
+
+
+def test_the_experiments_end_flushes_with_the_whole_deadline(uri):
+    cb = quiet(uri, record_experiment=True, git_commit_sha="abc", deadline_s=120.0, in_loop_deadline_s=10.0)
+    cb.setup()
+    seen = record_deadlines(cb)
+    trial = make_trial()
+    cb.on_trial_start(0, [trial], trial)
+    cb.on_experiment_end([trial])
+    assert seen and set(seen) == {120.0}
+
+
+def test_the_final_summary_counts_what_the_store_holds_from_an_earlier_driver(uri, caplog):
+    store = ResultsStore.open(uri)
+    store.log_trial("exp", "old", "completed")
+    store.write("metrics", [{"experiment": "exp", "trial_id": "old", "step": s, "fid": f, "kid": 0.1}
+                            for s, f in ((1, 3.0), (2, 2.5))])
+    store.write("metrics", [{"experiment": "other", "trial_id": "x", "step": 1, "fid": 0.5, "kid": 0.01}])
+    cb = quiet(uri, record_experiment=True, git_commit_sha="abc", summary_metrics=("fid", "kid"))
+    cb.setup()
+    trial = SimpleNamespace(trial_id="new", config={}, placement_group_factory=None, path=None)  # no status
+    cb.on_trial_start(0, [trial], trial)
+    cb.on_trial_result(0, [trial], trial, {"training_iteration": 1, "fid": 4.0, "kid": 0.2})
+    with caplog.at_level(logging.ERROR, logger=callback_module.__name__):
+        cb.on_experiment_end([trial])
+    assert messages(caplog) == []
+    row = store.read("experiments", "exp").iloc[0]
+    assert (row["n_trials"], row["n_finished"], row["n_reports"], row["n_errored"]) == (2, 1, 3, 0)
+    assert (row["best_fid"], row["best_kid"]) == (2.5, 0.1)

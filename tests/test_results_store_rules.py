@@ -3,9 +3,12 @@ policy, compaction of every table of an experiment, compaction during a sweep (a
 stays), and the clean-up of temp files left by killed writers."""
 from __future__ import annotations
 
+import datetime as dt
 import os
 import time
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from gensweep.platform.results import LocalBackend, ResultsStore
@@ -162,3 +165,66 @@ def test_an_exhausted_retry_names_the_operation_and_its_path(tmp_path):
     assert message("list_dirs", store.experiments).startswith(f"list {store.table_path('experiments')} failed")
     assert message("write_bytes", lambda: store.compact("metrics", "a")).startswith(f"write {partition}/part-")
     assert message("delete", lambda: store.compact("metrics", "a")).startswith(f"delete {parts[0]} failed")
+
+
+def test_read_arrow_dedupes_unless_told_not_to(store):
+    store.write("metrics", metric_rows("a", [0, 1]))
+    store.write("metrics", metric_rows("a", [1]))
+    assert store.read_arrow("metrics", "a").num_rows == 2
+    assert store.read_arrow("metrics", "a", dedupe_rows=False).num_rows == 3
+
+
+def test_a_compaction_that_loses_a_part_to_another_gives_up(tmp_path):
+    class VanishingBackend(LocalBackend):
+        def read_bytes(self, path):
+            raise FileNotFoundError(path)  # another compaction deleted it after the listing
+
+    store = ResultsStore(VanishingBackend(), str(tmp_path / "results"))
+    for batch in ([0], [1]):
+        store.write("metrics", metric_rows("a", batch))
+    parts = store.part_files("metrics", "a")
+    assert store.compact("metrics", "a") == 0
+    assert store.part_files("metrics", "a") == parts  # nothing written, nothing deleted
+
+
+def test_compaction_at_the_end_merges_a_dominant_part_too(store):
+    _parts_with_rows(store, [5, 1, 1])
+    assert store.compact("metrics", "a") == 3
+    assert len(store.part_files("metrics", "a")) == 1
+
+
+def test_compacted_trials_keep_the_terminal_row_over_a_later_running_one(store):
+    late = dt.datetime(2024, 5, 1, 12, 0, tzinfo=dt.timezone.utc)
+    store.write("trials", [{"experiment": "a", "trial_id": "t0", "status": "completed"}],
+                written_at=late - dt.timedelta(minutes=1))
+    store.write("trials", [{"experiment": "a", "trial_id": "t0", "status": "running"}], written_at=late)
+    assert store.read("trials", "a")["status"].tolist() == ["completed"]
+    assert store.compact("trials", "a") == 2
+    (part,) = store.part_files("trials", "a")
+    assert pq.read_table(part).column("status").to_pylist() == ["completed"]
+
+
+def test_compacting_a_corrupt_part_is_an_error_naming_it(store):
+    store.write("metrics", metric_rows("a", [0]))
+    (part,) = store.part_files("metrics", "a")
+    bad = part[: -len(".parquet")] + "-zz.parquet"
+    with open(bad, "wb") as handle:
+        handle.write(b"not parquet at all")
+    with pytest.raises(OSError, match=f"cannot read part file {bad}"):
+        store.compact("metrics", "a")
+
+
+def test_compaction_renames_a_legacy_timestamp_column_in_the_merged_part(store):
+    store.write("metrics", metric_rows("a", [1]))
+    legacy = pa.table({"experiment": ["a"], "trial_id": ["t0"], "step": [0], "row_key": ["legacy-0"],
+                       "written_at": pa.array([dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)],
+                                              pa.timestamp("us", tz="UTC")),
+                       "wall_time_s": [1_700_000_000.0]})
+    folder = os.path.dirname(store.part_files("metrics", "a")[0])
+    pq.write_table(legacy, os.path.join(folder, "part-00000000T000000.000000Z-legacy.parquet"))
+    assert store.compact("metrics", "a") == 2
+    (part,) = store.part_files("metrics", "a")
+    merged = pq.read_table(part)
+    assert "wall_time_s" not in merged.column_names  # a plain Parquet reader sees what read() returns
+    stamps = dict(zip(merged.column("step").to_pylist(), merged.column("reported_at").to_pylist()))
+    assert stamps[0] == dt.datetime.fromtimestamp(1_700_000_000, dt.timezone.utc)
