@@ -216,15 +216,107 @@ def test_compacting_a_corrupt_part_is_an_error_naming_it(store):
 
 def test_compaction_renames_a_legacy_timestamp_column_in_the_merged_part(store):
     store.write("metrics", metric_rows("a", [1]))
-    legacy = pa.table({"experiment": ["a"], "trial_id": ["t0"], "step": [0], "row_key": ["legacy-0"],
-                       "written_at": pa.array([dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)],
-                                              pa.timestamp("us", tz="UTC")),
-                       "wall_time_s": [1_700_000_000.0]})
-    folder = os.path.dirname(store.part_files("metrics", "a")[0])
-    pq.write_table(legacy, os.path.join(folder, "part-00000000T000000.000000Z-legacy.parquet"))
+    _write_legacy_part(store, "a", 0, 1_700_000_000.0)
     assert store.compact("metrics", "a") == 2
     (part,) = store.part_files("metrics", "a")
     merged = pq.read_table(part)
     assert "wall_time_s" not in merged.column_names  # a plain Parquet reader sees what read() returns
     stamps = dict(zip(merged.column("step").to_pylist(), merged.column("reported_at").to_pylist()))
     assert stamps[0] == dt.datetime.fromtimestamp(1_700_000_000, dt.timezone.utc)
+
+
+def _write_legacy_part(store, experiment, step, seconds):
+    """A metrics part written before ``reported_at``: the report time as ``wall_time_s`` seconds."""
+    legacy = pa.table({"experiment": [experiment], "trial_id": ["t0"], "step": [step],
+                       "row_key": [f"legacy-{step}"],
+                       "written_at": pa.array([dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)],
+                                              pa.timestamp("us", tz="UTC")),
+                       "wall_time_s": [seconds]})
+    folder = store.partition_path("metrics", experiment)
+    os.makedirs(folder, exist_ok=True)
+    pq.write_table(legacy, os.path.join(folder, f"part-00000000T000000.00000{step}Z-legacy.parquet"))
+
+
+def test_a_legacy_part_reads_with_the_new_column_name(store):
+    _write_legacy_part(store, "a", 0, 1_700_000_000.0)
+    when = dt.datetime.fromtimestamp(1_700_000_000, dt.timezone.utc)
+    df = store.read("metrics", "a")
+    assert "wall_time_s" not in df.columns and df["reported_at"].tolist() == [when]
+    assert store.read("metrics", "a", columns=["reported_at"])["reported_at"].tolist() == [when]
+
+
+def test_read_projects_the_asked_columns(store):
+    store.write("metrics", [{"experiment": "a", "trial_id": "t0", "step": 0, "fid": 5.0, "kid": 0.5,
+                             "config/lr": 0.1, "config/seed": 3}])
+    store.write("metrics", [{"experiment": "a", "trial_id": "t0", "step": 0, "fid": 4.0, "kid": 0.4,
+                             "config/lr": 0.1, "config/seed": 3}])  # the same row, written later
+    df = store.read("metrics", "a", columns=["fid", "config/*", "no_such_column"])
+    assert list(df.columns) == ["fid", "config/lr", "config/seed"]
+    assert df.values.tolist() == [[4.0, 0.1, 3]]  # deduped on columns it was not asked for
+    table = store.read_arrow("metrics", "a", columns=["kid"])
+    assert table.column_names == ["kid"] and table.column("kid").to_pylist() == [0.4]
+
+
+def test_projected_trials_keep_the_terminal_row(store):
+    late = dt.datetime(2024, 5, 1, 12, 0, tzinfo=dt.timezone.utc)
+    store.write("trials", [{"experiment": "a", "trial_id": "t0", "status": "completed", "reason": "done"}],
+                written_at=late - dt.timedelta(minutes=1))
+    store.write("trials", [{"experiment": "a", "trial_id": "t0", "status": "running", "reason": None}],
+                written_at=late)
+    assert store.read("trials", "a", columns=["reason"])["reason"].tolist() == ["done"]
+
+
+def test_reading_a_table_without_parts_gives_the_expected_empty_columns(store):
+    df = store.read("metrics")
+    assert list(df.columns) == ["experiment", "trial_id", "step", "row_key"] and df.empty
+    assert set(map(str, df.dtypes)) == {"object"}
+    projected = store.read("trials", "a", columns=["status", "config/*"])
+    assert list(projected.columns) == ["status"] and projected.empty
+    assert str(projected["status"].dtype) == "object"
+    assert store.read_arrow("metrics") is None
+
+
+class VanishingOnce(LocalBackend):
+    """A part vanishes between the listing and the read ``times`` times (concurrent compactions)."""
+
+    def __init__(self, times):
+        super().__init__(fsync=False)
+        self.times = times
+        self.reads = 0
+
+    def read_bytes(self, path):
+        self.reads += 1
+        if self.times > 0:
+            self.times -= 1
+            raise FileNotFoundError(path)
+        return super().read_bytes(path)
+
+
+@pytest.mark.parametrize("times", [1, 4])
+def test_a_read_relists_when_a_part_vanished_under_it(tmp_path, times):
+    backend = VanishingOnce(0)
+    store = ResultsStore(backend, str(tmp_path / "results"), read_threads=1)
+    store.write("metrics", metric_rows("a", [0, 1]))
+    backend.times = times
+    assert sorted(store.read("metrics", "a")["step"]) == [0, 1]
+    assert backend.reads == times + 1
+
+
+def test_a_read_gives_up_after_five_listings(tmp_path):
+    backend = VanishingOnce(10**6)
+    store = ResultsStore(backend, str(tmp_path / "results"), read_threads=1)
+    store.write("metrics", metric_rows("a", [0]))
+    with pytest.raises(FileNotFoundError):
+        store.read("metrics", "a")
+    assert backend.reads == 5
+
+
+def test_hidden_parquet_files_are_not_parts(store):
+    (part,) = store.write("metrics", metric_rows("a", [0]))
+    folder = os.path.dirname(part)
+    for name in ("_partial.parquet", ".hidden.parquet"):
+        with open(os.path.join(folder, name), "wb") as handle:
+            handle.write(b"not a part")
+    assert store.part_files("metrics", "a") == [part]
+    assert store.part_files("metrics") == [part]
+    assert store.read("metrics", "a")["step"].tolist() == [0]
