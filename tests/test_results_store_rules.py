@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 import time
 
 import pyarrow as pa
@@ -320,3 +321,48 @@ def test_hidden_parquet_files_are_not_parts(store):
     assert store.part_files("metrics", "a") == [part]
     assert store.part_files("metrics") == [part]
     assert store.read("metrics", "a")["step"].tolist() == [0]
+
+
+def test_part_names_carry_the_utc_write_time_and_a_uuid():
+    from gensweep.platform.results.store import part_name
+
+    name = part_name(dt.datetime(2025, 1, 2, 3, 4, 5, 123456, tzinfo=dt.timezone.utc))
+    assert re.fullmatch(r"part-20250102T030405\.123456Z-[0-9a-f]{32}\.parquet", name)
+
+
+@pytest.fixture
+def tokyo_clock(monkeypatch):
+    """The process's local zone is UTC+9 (naive local times are then 9 hours off UTC)."""
+    monkeypatch.setenv("TZ", "Asia/Tokyo")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+def test_write_times_and_part_names_are_utc_whatever_the_local_zone(store, tokyo_clock):
+    from gensweep.platform.results.store import part_name
+
+    before = dt.datetime.now(dt.timezone.utc)
+    name = part_name()
+    (part,) = store.write("metrics", metric_rows("a", [0]))
+    after = dt.datetime.now(dt.timezone.utc)
+    stamp = dt.datetime.strptime(name[5:28], "%Y%m%dT%H%M%S.%fZ").replace(tzinfo=dt.timezone.utc)
+    assert before - dt.timedelta(seconds=1) <= stamp <= after
+    (written,) = store.read("metrics", "a")["written_at"]
+    assert before - dt.timedelta(seconds=1) <= written <= after
+
+
+def test_part_files_of_a_table_list_the_oldest_first_across_experiments(store):
+    (first,) = store.write("metrics", metric_rows("zeta", [0]))
+    time.sleep(0.002)
+    (second,) = store.write("metrics", metric_rows("alpha", [0]))
+    assert store.part_files("metrics") == [first, second]
+
+
+def test_a_part_file_holds_every_declared_column_in_its_declared_type(store):
+    (part,) = store.log_trial("a", "t0", "running")
+    schema = pq.read_schema(part)
+    for name, kind in {"reason": pa.string(), "last_step": pa.int64(), "seed": pa.int64(),
+                       "wall_time_s": pa.float64(), "trial_dir": pa.string()}.items():
+        assert schema.field(name).type == kind
