@@ -15,6 +15,7 @@ import pytest
 from gensweep.platform.results import ResultsStore
 from gensweep.platform.results import callback as callback_module
 from gensweep.platform.results.callback import ResultsCallback
+from tests.test_results_store_rules import tokyo_clock  # noqa: F401 - fixture
 
 UTC = dt.timezone.utc
 
@@ -71,7 +72,7 @@ def failing_writes(cb):
 
 # ------------------------------------------------------------------ options
 def test_options_defaults_and_coercions(tmp_path):
-    with pytest.raises(ValueError, match="ResultsCallback needs an experiment name"):
+    with pytest.raises(ValueError, match="^ResultsCallback needs an experiment name$"):
         ResultsCallback(str(tmp_path), "")
     cb = ResultsCallback(tmp_path / "store", "exp")
     assert cb.uri == str(tmp_path / "store") and isinstance(cb.uri, str)
@@ -321,7 +322,7 @@ def test_a_result_makes_its_metrics_setting_and_artifact_rows(uri):
               "time_total_s": 30.0, "artifact/sample_grid": "s3://b/grid.png"}
     cb.on_trial_result(0, [trial], trial, result)
     assert cb._trial_last["t0"]["step"] == 40 and cb._trial_last["t0"]["time_total_s"] == 30.0
-    assert "t0" in cb._trial_start  # a trial first seen by its result gets a start time
+    assert cb._trial_start["t0"] == pytest.approx(time.time(), abs=60)  # first seen by its result: started then
     cb.flush()
     store = ResultsStore.open(uri)
     metrics = store.read("metrics", "exp").sort_values("fid")
@@ -347,11 +348,29 @@ def test_a_result_without_a_timestamp_is_reported_now(uri):
 def test_a_trials_start_time_is_its_first_hook(uri, monkeypatch):
     cb = quiet(uri)
     trial = make_trial()
-    clock = iter([100.0, 200.0, 300.0, 400.0])
-    monkeypatch.setattr(callback_module.time, "time", lambda: next(clock))
+    ticks = iter(range(100, 10**6, 100))
+    monkeypatch.setattr(callback_module.time, "time", lambda: float(next(ticks)))
     cb.on_trial_start(0, [trial], trial)
     cb.on_trial_start(0, [trial], trial)  # a restarted trial keeps its first start
     assert cb._trial_start == {"t0": 100.0}
+    row = cb._trial_row(trial, "completed", None)
+    assert row["started_at"] == dt.datetime.fromtimestamp(100.0, UTC) and row["wall_time_s"] > 100.0
+
+
+def test_a_trial_without_a_config_has_no_config_columns(uri):
+    cb = quiet(uri)
+    trial = SimpleNamespace(trial_id="t0", placement_group_factory=None, path=None)
+    assert cb._trial_columns(trial) == {}
+    assert cb._metrics_row(trial, {"training_iteration": 1, "fid": 2.0})["fid"] == 2.0
+
+
+def test_the_experiments_end_time_is_utc_whatever_the_local_zone(uri, tokyo_clock):  # noqa: F811 - fixture
+    cb = quiet(uri, record_experiment=True, git_commit_sha="abc")
+    cb.setup()
+    before = dt.datetime.now(UTC)
+    cb.on_experiment_end([])
+    ended = ResultsStore.open(uri).read("experiments", "exp")["ended_at"].item()
+    assert before - dt.timedelta(seconds=1) <= ended <= dt.datetime.now(UTC)
 
 
 def test_checkpoints_become_artifact_rows_at_the_last_reported_step(uri):
