@@ -205,16 +205,6 @@ def test_compacted_trials_keep_the_terminal_row_over_a_later_running_one(store):
     assert pq.read_table(part).column("status").to_pylist() == ["completed"]
 
 
-def test_compacting_a_corrupt_part_is_an_error_naming_it(store):
-    store.write("metrics", metric_rows("a", [0]))
-    (part,) = store.part_files("metrics", "a")
-    bad = part[: -len(".parquet")] + "-zz.parquet"
-    with open(bad, "wb") as handle:
-        handle.write(b"not parquet at all")
-    with pytest.raises(OSError, match=f"cannot read part file {bad}"):
-        store.compact("metrics", "a")
-
-
 def test_compaction_renames_a_legacy_timestamp_column_in_the_merged_part(store):
     store.write("metrics", metric_rows("a", [1]))
     _write_legacy_part(store, "a", 0, 1_700_000_000.0)
