@@ -90,7 +90,7 @@ def test_a_partition_holding_a_non_parquet_file(store):
     assert sorted(store.read("metrics", "a")["step"]) == [0, 1, 2]
 
 
-def test_a_corrupt_part_file_is_an_error_naming_it(store):
+def test_a_corrupt_part_file_is_an_error_naming_it(store):  # in a read and in a compaction
     store.write("metrics", rows("a", [0]))
     (part,) = store.part_files("metrics", "a")
     bad = part[: -len(".parquet")] + "-zz.parquet"
@@ -99,3 +99,5 @@ def test_a_corrupt_part_file_is_an_error_naming_it(store):
     assert bad in store.part_files("metrics", "a")
     with pytest.raises(OSError, match="zz.parquet"):
         store.read("metrics", "a")
+    with pytest.raises(OSError, match="zz.parquet"):
+        store.compact("metrics", "a")
