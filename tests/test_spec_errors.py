@@ -62,3 +62,57 @@ def test_checks_behind_the_validators():
         check_family("vae")
     assert "eval.reference: imported statistics are a fixed reference set" in \
         error({"eval": {"ref_samples": 10, "reference": "inception-cifar10"}})
+
+
+@pytest.mark.parametrize("names, expected", [(["fid"], "must be one of 'fid'"),
+                                             (["fid", "kid"], "must be one of 'fid' or 'kid'"),
+                                             (["fid", "kid", "is"], "must be one of 'fid', 'kid' or 'is'")])
+def test_the_allowed_metrics_read_as_a_list_for_any_registry_size(names, expected, monkeypatch):
+    from gensweep.platform.metrics.protocol import MetricRegistry
+    from gensweep.platform.spec import experiment
+
+    registry = MetricRegistry("metric")
+    for name in names:
+        registry.metric(name, ref="test", columns=(name,))(lambda fake, ref, protocol: {})
+    monkeypatch.setattr(experiment, "METRICS", registry)
+    assert experiment._registered_metric(names[-1]) == names[-1]
+    with pytest.raises(ValueError) as info:
+        experiment._registered_metric("lpips")
+    assert str(info.value) == expected
+
+
+def test_an_unknown_setting_lists_every_field_of_the_family():
+    from pydantic import ValidationError
+
+    from gensweep.platform.spec.experiment import ExperimentSpec
+    from gensweep.trainables.families import FAMILIES
+
+    allowed = ", ".join(sorted(FAMILIES.get("gan").config.model_fields))
+    for section, what in (("trainable", "setting"), ("space", "parameter")):
+        value = {"widht": 32} if section == "trainable" else {"widht": [32]}
+        with pytest.raises(ValidationError) as info:
+            ExperimentSpec.model_validate({"name": "t", section: value})
+        assert info.value.errors()[0]["msg"] == \
+            f"Value error, {section}.widht: unknown {what} for family 'gan'; allowed: {allowed}"
+
+
+def test_grid_errors_name_the_family_and_the_scheduler():
+    assert error({"search": {"algorithm": "grid"}, "scheduler": {"kind": "none"},
+                  "space": {"loss": ["wgan"], "reg": ["none"]}}) == \
+        "invalid spec:\n  space: every grid cell breaks a combination rule of family 'gan'"
+    assert error({"search": {"algorithm": "grid"}, "space": {"loss": ["ns"]}}) == (
+        "invalid spec:\n  scheduler.kind: 'asha' stops cells early, but a factorial grid gives every cell the same"
+        " budget; use 'none'")
+
+
+def test_fixed_settings_are_located_to_the_item_and_all_named():
+    assert error({"family": "diffusion", "trainable": {"sampling_grid": [5]}}) == \
+        "invalid spec:\n  trainable.sampling_grid.0: Input should be a valid dictionary"
+    assert error({"trainable": {"steps": 0, "lr": -1}}) == ("invalid spec:\n  trainable.steps: Input should be greater"
+                                                            " than or equal to 1; trainable.lr: Input should be greater than 0")
+
+
+def test_a_spec_that_is_not_a_mapping_names_its_type():
+    with pytest.raises(SpecError) as info:
+        parse_spec(["not", "a", "mapping"])
+    assert str(info.value) == "a spec must be a YAML mapping, got list"
