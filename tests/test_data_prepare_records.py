@@ -1,0 +1,85 @@
+"""prepare() record by record: unreadable images skipped or named, a chunk with no readable image,
+the permutation's values, the lock beside the shards, the messages of its checks and logs (no Ray)."""
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from gensweep.platform.data import DatasetExistsError, SourceError, prepare, read_arrays
+from gensweep.platform.data.prepare import LOCK_NAME, record_permutation
+
+
+def _folder(tmp_path, bad=("a/2.png", "a/3.png")):
+    """Class folders a (indices 0-3) and b (4-5) of 4x4 grey PNGs of value 10 * index; ``bad`` empty files."""
+    root = tmp_path / "src"
+    for i, rel in enumerate(["a/0.png", "a/1.png", "a/2.png", "a/3.png", "b/4.png", "b/5.png"]):
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        if rel in bad:
+            (root / rel).write_bytes(b"")
+        else:
+            Image.fromarray(np.full((4, 4), 10 * i, dtype=np.uint8)).save(root / rel)
+    return str(root)
+
+
+def test_record_permutation_values_are_fixed_per_seed():
+    # the layout of every prepared dataset: these orders must not change between versions
+    assert record_permutation(12, 0).tolist() == [3, 6, 5, 8, 2, 0, 7, 11, 4, 9, 1, 10]
+    assert record_permutation(12, 5).tolist() == [3, 0, 7, 11, 8, 10, 5, 6, 2, 9, 1, 4]
+
+
+def test_skip_leaves_out_a_whole_unreadable_chunk_and_keeps_the_rest(tmp_path, caplog):
+    dest = str(tmp_path / "out")
+    with caplog.at_level(logging.WARNING, logger="gensweep.platform.data.prepare"):
+        m = prepare(_folder(tmp_path), dest, shard_rows=2, bad_records="skip")  # chunk [2, 3]: both unreadable
+    assert (m.count, m.skipped_records, m.labels, m.shard_counts) == (4, 2, [0, 1], [2, 2])
+    assert [name.rsplit("/", 2)[-2:] for name in m.skipped_examples] == [["a", "2.png"], ["a", "3.png"]]
+    x, y = read_arrays(dest)
+    assert x[:, 0, 0, 0].tolist() == [0, 10, 40, 50] and y.tolist() == [0, 0, 1, 1]
+    assert "skipped 2 unreadable images (data.bad_records: skip), e.g. " in caplog.text
+    assert caplog.text.count("2.png") == 1 and "2.png, " in caplog.text
+
+
+def test_fail_names_the_first_unreadable_image_and_the_option(tmp_path):
+    with pytest.raises(SourceError) as info:
+        prepare(_folder(tmp_path), str(tmp_path / "out"), shard_rows=2)
+    assert "2.png" in str(info.value)
+    assert str(info.value).endswith(" (data.bad_records: skip leaves unreadable images out and counts them)")
+
+
+def test_argument_checks_name_the_argument_and_one_row_shards_are_allowed(tmp_path):
+    x = np.arange(3 * 4 * 4, dtype=np.uint8).reshape(3, 4, 4)
+    np.save(tmp_path / "x.npy", x)
+    with pytest.raises(ValueError) as info:
+        prepare(str(tmp_path / "x.npy"), str(tmp_path / "a"), shard_rows=0)
+    assert str(info.value) == "shard_rows must be >= 1, got 0"
+    with pytest.raises(ValueError) as info:
+        prepare(str(tmp_path / "x.npy"), str(tmp_path / "a"), bad_records="ignore")
+    assert str(info.value) == "bad_records must be one of ('fail', 'skip'), got 'ignore'"
+    m = prepare(str(tmp_path / "x.npy"), str(tmp_path / "a"), shard_rows=1)
+    assert m.shard_counts == [1, 1, 1] and m.shards == ["part-00000.parquet", "part-00001.parquet", "part-00002.parquet"]
+    assert (m.resize, m.fraction, m.seed, m.resize_filter) == ("pad", 1.0, 0, "bicubic")  # the defaults
+    assert (tmp_path / "a" / LOCK_NAME).exists()  # the lock sits beside the shards
+
+
+def test_other_content_is_refused_by_default_naming_both(tmp_path, caplog):
+    x = np.zeros((3, 4, 4), dtype=np.uint8)
+    np.save(tmp_path / "x.npy", x)
+    np.save(tmp_path / "y.npy", x + 1)
+    first = prepare(str(tmp_path / "x.npy"), str(tmp_path / "d"))
+    with caplog.at_level(logging.INFO, logger="gensweep.platform.data.prepare"):
+        assert prepare(str(tmp_path / "x.npy"), str(tmp_path / "d")) == first
+    assert f"is up to date ({first.short_fingerprint})" in caplog.text
+    with pytest.raises(DatasetExistsError) as info:
+        prepare(str(tmp_path / "y.npy"), str(tmp_path / "d"))
+    new = prepare(str(tmp_path / "y.npy"), str(tmp_path / "e"))
+    text = str(info.value)
+    assert f"already holds a different dataset ({first.short_fingerprint}, source {first.source!r})" in text
+    assert f"new content would be {new.fingerprint[len('sha256:'):][:12]}. Pass overwrite=True" in text
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="gensweep.platform.data.prepare"):
+        prepare(str(tmp_path / "x.npy"), str(tmp_path / "d"), seed=3)
+    assert f"same content ({first.short_fingerprint}), laying it out again (permuted order -> permuted, seed 3)" \
+        in caplog.text
