@@ -42,6 +42,13 @@ def test_skip_leaves_out_a_whole_unreadable_chunk_and_keeps_the_rest(tmp_path, c
     assert caplog.text.count("2.png") == 1 and "2.png, " in caplog.text
 
 
+def test_skip_tells_the_readable_images_of_a_chunk_from_the_others(tmp_path):
+    m = prepare(_folder(tmp_path, bad=("b/4.png",)), str(tmp_path / "out"), shard_rows=2, bad_records="skip")
+    assert (m.count, m.skipped_records) == (5, 1)  # chunk [4, 5]: 5 is read on its own
+    x, y = read_arrays(str(tmp_path / "out"))
+    assert x[:, 0, 0, 0].tolist() == [0, 10, 20, 30, 50] and y.tolist() == [0, 0, 0, 0, 1]
+
+
 def test_fail_names_the_first_unreadable_image_and_the_option(tmp_path):
     with pytest.raises(SourceError) as info:
         prepare(_folder(tmp_path), str(tmp_path / "out"), shard_rows=2)
