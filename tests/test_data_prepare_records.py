@@ -49,6 +49,35 @@ def test_skip_tells_the_readable_images_of_a_chunk_from_the_others(tmp_path):
     assert x[:, 0, 0, 0].tolist() == [0, 10, 20, 30, 50] and y.tolist() == [0, 0, 0, 0, 1]
 
 
+def test_files_that_are_not_images_are_counted_in_a_warning(tmp_path, caplog):
+    source = _folder(tmp_path, bad=())
+    (tmp_path / "src" / "notes.txt").write_text("not an image")
+    with caplog.at_level(logging.WARNING, logger="gensweep.platform.data.prepare"):
+        m = prepare(source, str(tmp_path / "out"))
+    assert (m.count, m.ignored_files, m.ignored_examples) == (6, 1, ["notes.txt"])
+    assert f"{m.source}: 1 files are not images and were not read (e.g. notes.txt)" in caplog.text
+
+
+def test_a_source_without_images_is_refused(tmp_path):
+    np.save(tmp_path / "empty.npy", np.zeros((0, 4, 4), dtype=np.uint8))
+    with pytest.raises(SourceError) as info:
+        prepare(str(tmp_path / "empty.npy"), str(tmp_path / "out"))
+    assert str(info.value).endswith(": no images")
+
+
+def test_a_source_in_a_bucket_is_read_with_the_storage_options(s3_bucket, s3_server, monkeypatch, tmp_path):
+    import boto3
+
+    from gensweep.platform.data import StorageOptions
+
+    np.save(tmp_path / "x.npy", np.arange(2 * 4 * 4, dtype=np.uint8).reshape(2, 4, 4))
+    boto3.client("s3").upload_file(str(tmp_path / "x.npy"), s3_bucket, "raw/x.npy")
+    monkeypatch.delenv("AWS_ENDPOINT_URL")  # reachable only through the options
+    m = prepare(f"s3://{s3_bucket}/raw/x.npy", str(tmp_path / "out"),
+                storage=StorageOptions(endpoint_url=s3_server.endpoint, region="us-east-1"))
+    assert m.count == 2 and read_arrays(str(tmp_path / "out"))[0][:, 1, 0, 0].tolist() == [4, 20]
+
+
 def test_fail_names_the_first_unreadable_image_and_the_option(tmp_path):
     with pytest.raises(SourceError) as info:
         prepare(_folder(tmp_path), str(tmp_path / "out"), shard_rows=2)
