@@ -107,7 +107,11 @@ def test_other_content_is_refused_by_default_naming_both(tmp_path, caplog):
     x = np.zeros((3, 4, 4), dtype=np.uint8)
     np.save(tmp_path / "x.npy", x)
     np.save(tmp_path / "y.npy", x + 1)
-    first = prepare(str(tmp_path / "x.npy"), str(tmp_path / "d"))
+    with caplog.at_level(logging.INFO, logger="gensweep.platform.data.prepare"):
+        first = prepare(str(tmp_path / "x.npy"), str(tmp_path / "d"))
+    assert caplog.messages == [f"prepared 3 images ({first.short_fingerprint}) at {tmp_path / 'd'}"]
+    assert first.created.endswith("+00:00")  # UTC, to the second
+    caplog.clear()
     with caplog.at_level(logging.INFO, logger="gensweep.platform.data.prepare"):
         assert prepare(str(tmp_path / "x.npy"), str(tmp_path / "d")) == first
     assert caplog.messages == [f"dataset at {tmp_path / 'd'} is up to date ({first.short_fingerprint})"]
