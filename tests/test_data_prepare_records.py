@@ -53,10 +53,28 @@ def test_skip_tells_the_readable_images_of_a_chunk_from_the_others(tmp_path):
 def test_files_that_are_not_images_are_counted_in_a_warning(tmp_path, caplog):
     source = _folder(tmp_path, bad=())
     (tmp_path / "src" / "notes.txt").write_text("not an image")
+    (tmp_path / "src" / "labels.csv").write_text("a,b")
     with caplog.at_level(logging.WARNING, logger="gensweep.platform.data.prepare"):
         m = prepare(source, str(tmp_path / "out"))
-    assert (m.count, m.ignored_files, m.ignored_examples) == (6, 1, ["notes.txt"])
-    assert f"{m.source}: 1 files are not images and were not read (e.g. notes.txt)" in caplog.text
+    assert (m.count, m.ignored_files, m.ignored_examples) == (6, 2, ["labels.csv", "notes.txt"])
+    assert caplog.messages == [f"{m.source}: 2 files are not images and were not read (e.g. labels.csv, notes.txt)"]
+
+
+def test_a_selection_of_only_unreadable_records_is_refused_naming_them(tmp_path):
+    import io
+
+    import pyarrow as pa
+
+    png = io.BytesIO()
+    Image.fromarray(np.zeros((4, 4), np.uint8)).save(png, format="PNG")
+    rows = [{"bytes": None, "path": f"images/missing{i}.png"} for i in range(3)] + [{"bytes": png.getvalue(), "path": "ok.png"}]
+    (tmp_path / "ds").mkdir()
+    image = pa.array(rows, type=pa.struct([("bytes", pa.binary()), ("path", pa.string())]))
+    pq.write_table(pa.table({"image": image, "label": [0, 0, 0, 1]}), tmp_path / "ds" / "train.parquet")
+    with pytest.raises(SourceError) as info:  # half of each class: two of the unreadable label-0 rows
+        prepare(str(tmp_path / "ds"), str(tmp_path / "out"), fraction=0.5, bad_records="skip")
+    assert str(info.value).endswith(": none of the 2 selected images can be read"
+                                    " (e.g. ['train.parquet[1]', 'train.parquet[2]'])")
 
 
 def test_a_source_without_images_is_refused(tmp_path):
