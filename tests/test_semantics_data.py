@@ -7,6 +7,7 @@ import itertools
 
 from gensweep.platform.data.ensure import default_uri
 from gensweep.platform.data.prepare import mnist_uri
+from gensweep.platform.data.transforms import DEFAULT_FILTER
 from gensweep.platform.spec.experiment import DataConfig
 
 ROOT = "/tmp/gensweep-results"
@@ -18,6 +19,10 @@ def test_mnist_variants_are_named_by_resolution_channels_and_resize():
     assert mnist_uri(ROOT, 32, channels=3) == f"{ROOT}/datasets/mnist-32-c3"
     assert mnist_uri(ROOT, 32, resize="resize") == f"{ROOT}/datasets/mnist-32-resize"
     assert mnist_uri(ROOT, 64, channels=3, resize="center-crop") == f"{ROOT}/datasets/mnist-64-c3-center-crop"
+    assert mnist_uri(ROOT, 32, resize_filter="bilinear") == f"{ROOT}/datasets/mnist-32-bilinear"
+    assert mnist_uri(ROOT, 32, channels=3, resize="stretch", resize_filter="lanczos") == \
+        f"{ROOT}/datasets/mnist-32-c3-stretch-lanczos"
+    assert mnist_uri(ROOT, 32, resize_filter=DEFAULT_FILTER) == f"{ROOT}/datasets/mnist-32"  # the default filter
     variants = [mnist_uri(ROOT, r, channels=c, resize=z)
                 for r, c, z in itertools.product((28, 32), (1, 3), ("pad", "resize", "center-crop"))]
     assert len(set(variants)) == len(variants)

@@ -1,10 +1,12 @@
-"""Plain checks the spec's validators delegate to (mutmut can mutate plain functions)."""
+"""Plain checks and rules the spec's validators and properties delegate to (mutmut can mutate plain
+functions, not decorated methods)."""
 from __future__ import annotations
 
 from typing import Any
 
 from gensweep import search_spaces
 from gensweep.platform.spec.yaml_load import read_yaml_file
+from gensweep.trainables.families import FAMILIES
 
 
 def check_inline_single_worker(resources: Any) -> Any:
@@ -12,6 +14,38 @@ def check_inline_single_worker(resources: Any) -> Any:
     if resources.launcher == "inline" and resources.workers != 1:
         raise ValueError(f"launcher: 'inline' runs one worker; resources.workers is {resources.workers}")
     return resources
+
+
+def trial_launcher(launcher: str, workers: int) -> str:
+    """The launcher a trial runs with: ``auto`` is inline for one worker, train for more."""
+    if launcher == "auto":
+        return "inline" if workers == 1 else "train"
+    return launcher
+
+
+def trial_restarts(max_failures: int, inline: bool) -> int:
+    """Tune's restarts of a whole trial: ``max_failures`` for an inline trial, 0 for a train trial
+    (whose restarts are Train's, of its worker group)."""
+    return max_failures if inline else 0
+
+
+def stretch_alias(resize: Any) -> Any:
+    """``data.resize``: 'resize' is the older name of 'stretch'."""
+    return "stretch" if resize == "resize" else resize
+
+
+def check_reference_alone(name: str | None, ref_samples: int | None) -> str | None:
+    """Imported reference statistics (``eval.reference``) leave ``eval.ref_samples`` unset."""
+    if name is not None and ref_samples is not None:
+        raise ValueError("imported statistics are a fixed reference set: leave eval.ref_samples unset with"
+                         " eval.reference")
+    return name
+
+
+def check_family(name: str) -> str:
+    """A registered trainable family (the registry's error names the allowed ones)."""
+    FAMILIES.entry(name)
+    return name
 
 
 def check_seed_axis(spec: Any, family_fields: Any) -> Any:

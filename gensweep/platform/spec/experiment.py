@@ -22,7 +22,16 @@ from pydantic import (
 
 from gensweep.platform.metrics.protocol import METRICS
 from gensweep.platform.metrics.refstats import REFERENCE_NAME
-from gensweep.platform.spec.checks import check_inline_single_worker, check_seed_axis, load_space
+from gensweep.platform.spec.checks import (
+    check_family,
+    check_inline_single_worker,
+    check_reference_alone,
+    check_seed_axis,
+    load_space,
+    stretch_alias,
+    trial_launcher,
+    trial_restarts,
+)
 from gensweep.platform.spec.objectives import Objective, check_objectives, primary_from_objectives
 from gensweep.platform.spec.rules import Seed, bounded_lines, check_consistency, check_grid_size, check_ladder
 from gensweep.platform.spec.sampling import check_sampling_space, check_some_setting, sampling_grid, split_space
@@ -84,9 +93,7 @@ class ResourcesConfig(_Strict):
     @property
     def trial_launcher(self) -> Literal["train", "inline"]:
         """The launcher a trial runs with: ``auto`` is resolved here, and nowhere else."""
-        if self.launcher == "auto":
-            return "inline" if self.workers == 1 else "train"
-        return self.launcher
+        return trial_launcher(self.launcher, self.workers)
 
     @property
     def inline(self) -> bool:
@@ -98,7 +105,7 @@ class ResourcesConfig(_Strict):
         """Tune's restarts of a whole trial (``tune.FailureConfig``): an inline trial's actor is its
         worker, so ``max_failures`` applies there; a train trial's restarts are Train's (of the worker
         group, inside the trial), and Tune's stay 0 so that a failure is not retried twice over."""
-        return self.max_failures if self.inline else 0
+        return trial_restarts(self.max_failures, self.inline)
 
 
 class StorageConfig(_Strict):
@@ -120,7 +127,7 @@ class DataConfig(_Strict):
     resolution: int = Field(32, ge=4)
     channels: Literal[1, 3] = 1
     resize: Annotated[Literal["pad", "stretch", "center-crop"],  # 'resize': the older name of stretch
-                      BeforeValidator(lambda v: "stretch" if v == "resize" else v)] = "pad"
+                      BeforeValidator(stretch_alias)] = "pad"
     resize_filter: Literal["bicubic", "bilinear", "lanczos", "box", "hamming", "nearest"] = Field(
         "bicubic", description="PIL filter of every resize (bicubic shrinks with antialiasing, as clean-fid argues)")
     fraction: float = Field(1.0, gt=0.0, le=1.0)
@@ -135,8 +142,7 @@ class DataConfig(_Strict):
         " (0: always stream)")
     max_worker_bytes: int = Field(512 * 1024**2, ge=0, description="a streamed dataset: a worker keeps its share"
                                   " in memory after the first epoch up to this decoded size, else streams every epoch")
-    readahead_batches: int = Field(16, ge=0, description="a streamed dataset: batches each worker reads ahead of"
-                                   " its loop, across epoch boundaries (memory: that many batches; 0: none)")
+    readahead_batches: int = Field(16, ge=0, description="streamed: batches a worker reads ahead of its loop (0: none)")
     storage: StorageConfig | None = None
 
 
@@ -177,10 +183,7 @@ class EvalConfig(_Strict):
     @field_validator("reference")
     @classmethod
     def _reference_alone(cls, name: str | None, info: ValidationInfo) -> str | None:
-        if name is not None and info.data.get("ref_samples") is not None:
-            raise ValueError("imported statistics are a fixed reference set: leave eval.ref_samples unset with"
-                             " eval.reference")
-        return name
+        return check_reference_alone(name, info.data.get("ref_samples"))
 
     @field_validator("ladder")
     @classmethod
@@ -208,8 +211,7 @@ class ExperimentSpec(_Strict):
     @field_validator("family")
     @classmethod
     def _family(cls, v: str) -> str:
-        FAMILIES.entry(v)
-        return v
+        return check_family(v)
 
     @field_validator("space", mode="before")
     @classmethod
@@ -218,7 +220,6 @@ class ExperimentSpec(_Strict):
 
     @model_validator(mode="after")
     def _check_against_family(self):
-        check_sampling_space(self.space, self.family)
         return check_objectives(check_against_family(self))
 
     @model_validator(mode="after")
@@ -303,6 +304,7 @@ class ExperimentSpec(_Strict):
 def check_against_family(spec: ExperimentSpec) -> ExperimentSpec:
     """Every fixed and searched setting is a field of the family's config, valid at every level, and a
     grid has at least one feasible cell."""
+    check_sampling_space(spec.space, spec.family)
     cfg_model = FAMILIES.get(spec.family).config
     fields = set(cfg_model.model_fields)
     for key in spec.trainable:
