@@ -10,10 +10,11 @@ from gensweep.testing.samplers import D, MU, SD, SamplerSuite, exact_denoiser, e
 from gensweep.trainables.diffusion.config import DiffusionConfig
 from gensweep.trainables.diffusion.denoiser import make_denoiser
 from gensweep.trainables.diffusion.parameterization import PREDICTIONS
-from gensweep.trainables.diffusion.samplers import SAMPLERS, nfe, parse_setting
+from gensweep.trainables.diffusion.samplers import SAMPLERS, Churn, nfe, parse_setting
 from gensweep.trainables.diffusion.schedules import get_path
 from gensweep.trainables.diffusion.trainable import build_net, sampler_fn
 from gensweep.trainables.diffusion.unet import SelfAttention, UNet, UNetSpec
+from gensweep.trainables.registry import UnknownComponent
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -118,3 +119,25 @@ def test_sampler_settings_parse_and_count_network_evaluations():
     for bad in ["ddim", "ddim:x", "ddim:0", "nope:10"]:
         with pytest.raises(ValueError):
             parse_setting(bad)
+
+
+def test_sampler_setting_errors_say_what_is_wrong():
+    assert parse_setting(" euler :1") == ("euler", 1)  # spaces around the name; one step is allowed
+    with pytest.raises(ValueError, match=r"^sampler setting 'ddim' must look like 'NAME:STEPS', e\.g\. 'ddim:50'$"):
+        parse_setting("ddim")
+    with pytest.raises(ValueError, match=r"^sampler setting 'ddim:x': steps 'x' is not an integer$"):
+        parse_setting("ddim:x")
+    with pytest.raises(ValueError, match=r"^sampler setting 'ddim:0': steps must be >= 1$"):
+        parse_setting("ddim:0")
+    with pytest.raises(UnknownComponent, match="unknown sampler 'nope'; allowed: ddim, ddpm, euler, heun"):
+        parse_setting("nope:10")
+
+
+def test_churn_gamma_is_karras_et_als_within_the_level_window():
+    """gamma = min(s_churn / steps, sqrt(2) - 1) for s_tmin <= level <= s_tmax, else 0 (Karras et al. 2022, Alg. 2)."""
+    assert Churn().gamma(1.0, 10) == 0.0
+    assert Churn(s_churn=0.5).gamma(1.0, 10) == pytest.approx(0.05, abs=1e-15)
+    assert Churn(s_churn=2.0).gamma(80.0, 10) == pytest.approx(0.2, abs=1e-15)
+    assert Churn(s_churn=40.0).gamma(1.0, 10) == pytest.approx(0.41421356237309503, abs=1e-15)  # the cap
+    window = Churn(s_churn=2.0, s_tmin=0.5, s_tmax=3.0)
+    assert [window.gamma(level, 10) for level in (0.49, 0.5, 1.0, 3.0, 3.01)] == pytest.approx([0.0, 0.2, 0.2, 0.2, 0.0], abs=1e-15)
