@@ -128,3 +128,39 @@ def test_loss_is_zero_for_the_exact_target_and_weights_per_sample():
     err = pred.target(x0, eps, c).pow(2).flatten(1).mean(1)
     torch.testing.assert_close(unweighted, err.mean())
     torch.testing.assert_close(weighted, (WEIGHTINGS.get("min-snr")(c, pred, 1.0).flatten() * err).mean())
+
+
+def test_flow_path_quantities_are_the_straight_lines_closed_forms():
+    p, t = get_path("flow"), torch.tensor([0.0, 0.25, 0.5, 0.8], dtype=torch.float64)
+    torch.testing.assert_close(p.alpha_bar(t), torch.tensor([1.0, 0.5625, 0.25, 0.04], dtype=torch.float64))
+    torch.testing.assert_close(p.noise_level(t), torch.tensor([0.0, 1 / 3, 1.0, 4.0], dtype=torch.float64))
+    sigma = p.sigma(t)
+    sigma.add_(1.0)  # a fresh tensor: writing into it leaves the caller's times alone
+    assert t.tolist() == [0.0, 0.25, 0.5, 0.8]
+
+
+@pytest.mark.parametrize("name", ["linear", "flow"])
+def test_coef_and_mix_broadcast_in_the_datas_dtype(name):
+    p = get_path(name)
+    x0 = torch.tensor([[1.0, -2.0], [0.5, 3.0]], dtype=torch.float32)
+    eps = torch.tensor([[0.25, 1.0], [-1.0, 2.0]], dtype=torch.float32)
+    t = torch.tensor([0.2, 0.7], dtype=torch.float64)
+    a, s = (f(t).numpy() for f in (p.alpha, p.sigma))
+    c = p.coef(t, x0)
+    assert c.alpha.shape == (2, 1) and c.d_sigma.shape == (2, 1) and c.sigma.dtype == torch.float32
+    scalar = p.coef(0.2, x0)
+    assert scalar.alpha.shape == () and scalar.d_alpha.dtype == torch.float32
+    mixed = p.mix(x0, eps, t)
+    assert mixed.dtype == torch.float32
+    expected = a[:, None] * x0.double().numpy() + s[:, None] * eps.double().numpy()
+    torch.testing.assert_close(mixed, torch.tensor(expected, dtype=torch.float32))
+
+
+@pytest.mark.parametrize("name", ["linear", "cosine", "sigmoid"])
+def test_one_step_ode_grid_goes_from_noise_straight_to_clean(name):
+    assert get_path(name).ode_grid(1) == [1.0, 0.0]
+
+
+def test_linear_betas_keep_their_range_per_step_count():
+    """Nichol & Dhariwal 2021's respacing of the linear schedule: T steps get betas scaled by 1000 / T."""
+    torch.testing.assert_close(get_path("linear").betas(250), torch.linspace(4e-4, 0.08, 250, dtype=torch.float64))
