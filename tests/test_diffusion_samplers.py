@@ -127,6 +127,8 @@ def test_sampler_setting_errors_say_what_is_wrong():
         parse_setting("ddim")
     with pytest.raises(ValueError, match=r"^sampler setting 'ddim:x': steps 'x' is not an integer$"):
         parse_setting("ddim:x")
+    with pytest.raises(ValueError, match=r"^sampler setting 'ddim:5:3': steps '5:3' is not an integer$"):
+        parse_setting("ddim:5:3")  # the name ends at the first colon
     with pytest.raises(ValueError, match=r"^sampler setting 'ddim:0': steps must be >= 1$"):
         parse_setting("ddim:0")
     with pytest.raises(UnknownComponent, match="unknown sampler 'nope'; allowed: ddim, ddpm, euler, heun"):
@@ -141,3 +143,21 @@ def test_churn_gamma_is_karras_et_als_within_the_level_window():
     assert Churn(s_churn=40.0).gamma(1.0, 10) == pytest.approx(0.41421356237309503, abs=1e-15)  # the cap
     window = Churn(s_churn=2.0, s_tmin=0.5, s_tmax=3.0)
     assert [window.gamma(level, 10) for level in (0.49, 0.5, 1.0, 3.0, 3.01)] == pytest.approx([0.0, 0.2, 0.2, 0.2, 0.0], abs=1e-15)
+
+
+def test_churn_raises_the_noise_level_by_exactly_one_plus_gamma():
+    """Below the top level, a churned Heun step evaluates the denoiser first at the time whose level
+    sigma/alpha is (1 + gamma) times the grid level (Karras et al. 2022, Alg. 2, line 5)."""
+    path, steps, churn = get_path("cosine"), 4, Churn(s_churn=1.0)
+    calls: list[float] = []
+    inner = exact_denoiser(path)
+
+    def counting(x, t):
+        calls.append(float(t))
+        return inner(x, t)
+
+    noise = torch.randn(2, D, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    SAMPLERS.get("heun")(counting, path, noise, steps, generator=torch.Generator().manual_seed(1), churn=churn)
+    grid = path.ode_grid(steps)
+    raised = float(path.noise_level(calls[2]))  # calls: t_hat(1), s(1), t_hat(2), s(2), ...
+    assert raised == pytest.approx(float(path.noise_level(grid[1])) * 1.25, rel=1e-13)

@@ -164,3 +164,16 @@ def test_one_step_ode_grid_goes_from_noise_straight_to_clean(name):
 def test_linear_betas_keep_their_range_per_step_count():
     """Nichol & Dhariwal 2021's respacing of the linear schedule: T steps get betas scaled by 1000 / T."""
     torch.testing.assert_close(get_path("linear").betas(250), torch.linspace(4e-4, 0.08, 250, dtype=torch.float64))
+
+
+def test_flow_ode_coordinates_are_x_against_t_with_velocity_drift():
+    p = get_path("flow")
+    x, x0, eps = (torch.tensor([v, -v], dtype=torch.float64) for v in (0.5, 2.0, -1.0))
+    assert p.ode_grid(4) == [1.0, 0.75, 0.5, 0.25, 0.0] and p.ode_time(0.3) == 0.3
+    assert torch.equal(p.ode_state(x, 0.3), x) and torch.equal(p.ode_unstate(x, 0.3), x)
+    assert p.ode_drift(x0, eps, 0.3).tolist() == [-3.0, 3.0]  # u = eps - x0
+
+
+@pytest.mark.parametrize("name", ["linear", "cosine", "sigmoid"])
+def test_discrete_betas_default_to_the_papers_1000_steps(name):
+    assert get_path(name).betas().shape == (1000,)
