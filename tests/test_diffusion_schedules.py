@@ -8,7 +8,7 @@ import torch
 
 from gensweep.trainables.diffusion.objectives import WEIGHTINGS, diffusion_loss
 from gensweep.trainables.diffusion.parameterization import PREDICTIONS, convert
-from gensweep.trainables.diffusion.schedules import PATHS, get_path
+from gensweep.trainables.diffusion.schedules import PATHS, SigmoidSchedule, get_path
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -177,3 +177,9 @@ def test_flow_ode_coordinates_are_x_against_t_with_velocity_drift():
 @pytest.mark.parametrize("name", ["linear", "cosine", "sigmoid"])
 def test_discrete_betas_default_to_the_papers_1000_steps(name):
     assert get_path(name).betas().shape == (1000,)
+
+
+def test_sigmoid_derivative_matches_finite_differences_off_the_default_temperature():
+    p, h = SigmoidSchedule(start=-1.0, end=2.0, tau=0.6), 1e-6
+    t = torch.linspace(0.05, 0.95, 10, dtype=torch.float64)
+    torch.testing.assert_close(p.d_alpha(t), (p.alpha(t + h) - p.alpha(t - h)) / (2 * h), rtol=1e-5, atol=1e-6)
