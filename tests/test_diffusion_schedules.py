@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import itertools
+import math
 
 import pytest
 import torch
@@ -150,6 +151,8 @@ def test_coef_and_mix_broadcast_in_the_datas_dtype(name):
     assert c.alpha.shape == (2, 1) and c.d_sigma.shape == (2, 1) and c.sigma.dtype == torch.float32
     scalar = p.coef(0.2, x0)
     assert scalar.alpha.shape == () and scalar.d_alpha.dtype == torch.float32
+    elsewhere = p.coef(t, torch.empty(2, 3, device="meta"))  # stands in for data on a GPU
+    assert elsewhere.alpha.device.type == "meta" and elsewhere.d_sigma.device.type == "meta"
     mixed = p.mix(x0, eps, t)
     assert mixed.dtype == torch.float32
     expected = a[:, None] * x0.double().numpy() + s[:, None] * eps.double().numpy()
@@ -179,7 +182,11 @@ def test_discrete_betas_default_to_the_papers_1000_steps(name):
     assert get_path(name).betas().shape == (1000,)
 
 
-def test_sigmoid_derivative_matches_finite_differences_off_the_default_temperature():
+def test_sigmoid_schedule_off_the_default_temperature():
     p, h = SigmoidSchedule(start=-1.0, end=2.0, tau=0.6), 1e-6
     t = torch.linspace(0.05, 0.95, 10, dtype=torch.float64)
+    sig = lambda u: 1 / (1 + math.exp(-u))  # noqa: E731
+    gamma = (sig(2.0 / 0.6) - sig((0.5 * 3.0 - 1.0) / 0.6)) / (sig(2.0 / 0.6) - sig(-1.0 / 0.6))  # Jabri et al., t = 0.5
+    assert float(p.alpha_bar(0.5)) == pytest.approx(1e-5 + (1 - 1e-5) * gamma, rel=1e-12)
+    assert float(p.alpha_bar(0.0)) == pytest.approx(1.0, rel=1e-12) and float(p.alpha_bar(1.0)) == pytest.approx(1e-5, rel=1e-9)
     torch.testing.assert_close(p.d_alpha(t), (p.alpha(t + h) - p.alpha(t - h)) / (2 * h), rtol=1e-5, atol=1e-6)
