@@ -11,7 +11,7 @@ from gensweep.trainables.diffusion.config import DiffusionConfig
 from gensweep.trainables.diffusion.denoiser import make_denoiser
 from gensweep.trainables.diffusion.parameterization import PREDICTIONS
 from gensweep.trainables.diffusion.samplers import SAMPLERS, Churn, nfe, parse_setting
-from gensweep.trainables.diffusion.schedules import get_path
+from gensweep.trainables.diffusion.schedules import FlowPath, get_path
 from gensweep.trainables.diffusion.trainable import build_net, sampler_fn
 from gensweep.trainables.diffusion.unet import SelfAttention, UNet, UNetSpec
 from gensweep.trainables.registry import UnknownComponent
@@ -161,3 +161,19 @@ def test_churn_raises_the_noise_level_by_exactly_one_plus_gamma():
     grid = path.ode_grid(steps)
     raised = float(path.noise_level(calls[2]))  # calls: t_hat(1), s(1), t_hat(2), s(2), ...
     assert raised == pytest.approx(float(path.noise_level(grid[1])) * 1.25, rel=1e-13)
+
+
+def test_ode_solvers_give_the_drift_the_time_it_is_evaluated_at():
+    """A path's ``ode_drift(x0_hat, eps_hat, t)`` gets the time of the denoiser call it turns into a drift."""
+    drift_times: list[float] = []
+
+    class RecordingFlow(FlowPath):
+        def ode_drift(self, x0_hat, eps_hat, t):
+            drift_times.append(t)
+            return super().ode_drift(x0_hat, eps_hat, t)
+
+    path = RecordingFlow()
+    noise = torch.randn(2, D, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    SAMPLERS.get("heun")(exact_velocity_denoiser(path), path, noise, 3)
+    grid = path.ode_grid(3)
+    assert drift_times == [grid[0], grid[1], grid[1], grid[2], grid[2]]  # Heun: t, then s (none at s = 0)
