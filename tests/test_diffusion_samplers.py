@@ -177,3 +177,15 @@ def test_ode_solvers_give_the_drift_the_time_it_is_evaluated_at():
     SAMPLERS.get("heun")(exact_velocity_denoiser(path), path, noise, 3)
     grid = path.ode_grid(3)
     assert drift_times == [grid[0], grid[1], grid[1], grid[2], grid[2]]  # Heun: t, then s (none at s = 0)
+
+
+@pytest.mark.parametrize("sampler,kw", [("ddpm", {}), ("ddim", {"eta": 1.0}), ("heun", {"churn": Churn(s_churn=1.0)})],
+                         ids=["ddpm", "ddim-eta1", "heun-churn"])
+def test_fresh_noise_is_drawn_on_the_generator_and_moved_to_the_samples_device(sampler, kw):
+    """The noise of stochastic steps comes from the CPU generator and lands on the sample's device
+    (the meta device stands in for a GPU)."""
+    path = get_path("cosine")
+    noise = torch.empty(2, D, dtype=torch.float64, device="meta")
+    denoise = lambda x, t: (0.5 * x, x)  # noqa: E731
+    x = SAMPLERS.get(sampler)(denoise, path, noise, 3, generator=torch.Generator().manual_seed(0), **kw)
+    assert x.device.type == "meta" and x.dtype == torch.float64
