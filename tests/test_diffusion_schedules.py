@@ -9,7 +9,7 @@ import torch
 
 from gensweep.trainables.diffusion.objectives import WEIGHTINGS, diffusion_loss
 from gensweep.trainables.diffusion.parameterization import PREDICTIONS, convert
-from gensweep.trainables.diffusion.schedules import PATHS, SigmoidSchedule, get_path
+from gensweep.trainables.diffusion.schedules import PATHS, LinearSchedule, SigmoidSchedule, get_path
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -190,3 +190,23 @@ def test_sigmoid_schedule_off_the_default_temperature():
     assert float(p.alpha_bar(0.5)) == pytest.approx(1e-5 + (1 - 1e-5) * gamma, rel=1e-12)
     assert float(p.alpha_bar(0.0)) == pytest.approx(1.0, rel=1e-12) and float(p.alpha_bar(1.0)) == pytest.approx(1e-5, rel=1e-9)
     torch.testing.assert_close(p.d_alpha(t), (p.alpha(t + h) - p.alpha(t - h)) / (2 * h), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["linear", "cosine", "sigmoid"])
+def test_ode_grid_levels_are_karras_rho_7_levels_to_double_precision(name):
+    """sigma_i = (hi + i / (n - 1) (lo - hi))^7 with hi, lo the 7th roots of the levels at t = 1 and t_min."""
+    p, n = get_path(name), 6
+    hi, lo = (float(p.noise_level(t)) ** (1 / 7) for t in (1.0, p.t_min))
+    expected = [(hi + i / (n - 1) * (lo - hi)) ** 7 for i in range(n)]
+    levels = [float(p.noise_level(t)) for t in p.ode_grid(n)[:-1]]
+    assert levels == pytest.approx(expected, rel=1e-12)
+
+
+def test_ode_time_of_the_final_grid_point_is_level_zero_even_where_alpha_bar_starts_below_one():
+    class Attenuated(LinearSchedule):  # alpha_bar(0) = 0.5: a nonzero level at t = 0
+        def _ab(self, t):
+            return 0.5 * super()._ab(t)
+
+    p = Attenuated()
+    assert float(p.noise_level(0.0)) == pytest.approx(1.0) and p.ode_time(0.0) == 0.0
+    assert p.ode_time(0.5) == pytest.approx(float(p.noise_level(0.5)), rel=1e-15)
