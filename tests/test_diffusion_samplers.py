@@ -150,14 +150,10 @@ def test_churn_raises_the_noise_level_by_exactly_one_plus_gamma():
     sigma/alpha is (1 + gamma) times the grid level (Karras et al. 2022, Alg. 2, line 5)."""
     path, steps, churn = get_path("cosine"), 4, Churn(s_churn=1.0)
     calls: list[float] = []
-    inner = exact_denoiser(path)
-
-    def counting(x, t):
-        calls.append(float(t))
-        return inner(x, t)
-
+    exact = exact_denoiser(path)
+    recording = lambda x, t: calls.append(float(t)) or exact(x, t)  # noqa: E731
     noise = torch.randn(2, D, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
-    SAMPLERS.get("heun")(counting, path, noise, steps, generator=torch.Generator().manual_seed(1), churn=churn)
+    SAMPLERS.get("heun")(recording, path, noise, steps, generator=torch.Generator().manual_seed(1), churn=churn)
     grid = path.ode_grid(steps)
     raised = float(path.noise_level(calls[2]))  # calls: t_hat(1), s(1), t_hat(2), s(2), ...
     assert raised == pytest.approx(float(path.noise_level(grid[1])) * 1.25, rel=1e-13)
