@@ -10,10 +10,11 @@ from gensweep.testing.samplers import D, MU, SD, SamplerSuite, exact_denoiser, e
 from gensweep.trainables.diffusion.config import DiffusionConfig
 from gensweep.trainables.diffusion.denoiser import make_denoiser
 from gensweep.trainables.diffusion.parameterization import PREDICTIONS
-from gensweep.trainables.diffusion.samplers import SAMPLERS, nfe, parse_setting
-from gensweep.trainables.diffusion.schedules import get_path
+from gensweep.trainables.diffusion.samplers import SAMPLERS, Churn, nfe, parse_setting
+from gensweep.trainables.diffusion.schedules import FlowPath, get_path
 from gensweep.trainables.diffusion.trainable import build_net, sampler_fn
 from gensweep.trainables.diffusion.unet import SelfAttention, UNet, UNetSpec
+from gensweep.trainables.registry import UnknownComponent
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -118,3 +119,69 @@ def test_sampler_settings_parse_and_count_network_evaluations():
     for bad in ["ddim", "ddim:x", "ddim:0", "nope:10"]:
         with pytest.raises(ValueError):
             parse_setting(bad)
+
+
+def test_sampler_setting_errors_say_what_is_wrong():
+    assert parse_setting(" euler :1") == ("euler", 1)  # spaces around the name; one step is allowed
+    with pytest.raises(ValueError, match=r"^sampler setting 'ddim' must look like 'NAME:STEPS', e\.g\. 'ddim:50'$"):
+        parse_setting("ddim")
+    with pytest.raises(ValueError, match=r"^sampler setting 'ddim:x': steps 'x' is not an integer$"):
+        parse_setting("ddim:x")
+    with pytest.raises(ValueError, match=r"^sampler setting 'ddim:5:3': steps '5:3' is not an integer$"):
+        parse_setting("ddim:5:3")  # the name ends at the first colon
+    with pytest.raises(ValueError, match=r"^sampler setting 'ddim:0': steps must be >= 1$"):
+        parse_setting("ddim:0")
+    with pytest.raises(UnknownComponent, match="unknown sampler 'nope'; allowed: ddim, ddpm, euler, heun"):
+        parse_setting("nope:10")
+
+
+def test_churn_gamma_is_karras_et_als_within_the_level_window():
+    """gamma = min(s_churn / steps, sqrt(2) - 1) for s_tmin <= level <= s_tmax, else 0 (Karras et al. 2022, Alg. 2)."""
+    assert Churn().gamma(1.0, 10) == 0.0
+    assert Churn(s_churn=0.5).gamma(1.0, 10) == pytest.approx(0.05, abs=1e-15)
+    assert Churn(s_churn=2.0).gamma(80.0, 10) == pytest.approx(0.2, abs=1e-15)
+    assert Churn(s_churn=40.0).gamma(1.0, 10) == pytest.approx(0.41421356237309503, abs=1e-15)  # the cap
+    window = Churn(s_churn=2.0, s_tmin=0.5, s_tmax=3.0)
+    assert [window.gamma(level, 10) for level in (0.49, 0.5, 1.0, 3.0, 3.01)] == pytest.approx([0.0, 0.2, 0.2, 0.2, 0.0], abs=1e-15)
+
+
+def test_churn_raises_the_noise_level_by_exactly_one_plus_gamma():
+    """Below the top level, a churned Heun step evaluates the denoiser first at the time whose level
+    sigma/alpha is (1 + gamma) times the grid level (Karras et al. 2022, Alg. 2, line 5)."""
+    path, steps, churn = get_path("cosine"), 4, Churn(s_churn=1.0)
+    calls: list[float] = []
+    exact = exact_denoiser(path)
+    recording = lambda x, t: calls.append(float(t)) or exact(x, t)  # noqa: E731
+    noise = torch.randn(2, D, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    SAMPLERS.get("heun")(recording, path, noise, steps, generator=torch.Generator().manual_seed(1), churn=churn)
+    grid = path.ode_grid(steps)
+    raised = float(path.noise_level(calls[2]))  # calls: t_hat(1), s(1), t_hat(2), s(2), ...
+    assert raised == pytest.approx(float(path.noise_level(grid[1])) * 1.25, rel=1e-13)
+
+
+def test_ode_solvers_give_the_drift_the_time_it_is_evaluated_at():
+    """A path's ``ode_drift(x0_hat, eps_hat, t)`` gets the time of the denoiser call it turns into a drift."""
+    drift_times: list[float] = []
+
+    class RecordingFlow(FlowPath):
+        def ode_drift(self, x0_hat, eps_hat, t):
+            drift_times.append(t)
+            return super().ode_drift(x0_hat, eps_hat, t)
+
+    path = RecordingFlow()
+    noise = torch.randn(2, D, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    SAMPLERS.get("heun")(exact_velocity_denoiser(path), path, noise, 3)
+    grid = path.ode_grid(3)
+    assert drift_times == [grid[0], grid[1], grid[1], grid[2], grid[2]]  # Heun: t, then s (none at s = 0)
+
+
+@pytest.mark.parametrize("sampler,kw", [("ddpm", {}), ("ddim", {"eta": 1.0}), ("heun", {"churn": Churn(s_churn=1.0)})],
+                         ids=["ddpm", "ddim-eta1", "heun-churn"])
+def test_fresh_noise_is_drawn_on_the_generator_and_moved_to_the_samples_device(sampler, kw):
+    """The noise of stochastic steps comes from the CPU generator and lands on the sample's device
+    (the meta device stands in for a GPU)."""
+    path = get_path("cosine")
+    noise = torch.empty(2, D, dtype=torch.float64, device="meta")
+    denoise = lambda x, t: (0.5 * x, x)  # noqa: E731
+    x = SAMPLERS.get(sampler)(denoise, path, noise, 3, generator=torch.Generator().manual_seed(0), **kw)
+    assert x.device.type == "meta" and x.dtype == torch.float64

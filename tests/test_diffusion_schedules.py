@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 import itertools
+import math
 
 import pytest
 import torch
 
 from gensweep.trainables.diffusion.objectives import WEIGHTINGS, diffusion_loss
 from gensweep.trainables.diffusion.parameterization import PREDICTIONS, convert
-from gensweep.trainables.diffusion.schedules import PATHS, get_path
+from gensweep.trainables.diffusion.schedules import PATHS, LinearSchedule, SigmoidSchedule, get_path
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -128,3 +129,84 @@ def test_loss_is_zero_for_the_exact_target_and_weights_per_sample():
     err = pred.target(x0, eps, c).pow(2).flatten(1).mean(1)
     torch.testing.assert_close(unweighted, err.mean())
     torch.testing.assert_close(weighted, (WEIGHTINGS.get("min-snr")(c, pred, 1.0).flatten() * err).mean())
+
+
+def test_flow_path_quantities_are_the_straight_lines_closed_forms():
+    p, t = get_path("flow"), torch.tensor([0.0, 0.25, 0.5, 0.8], dtype=torch.float64)
+    torch.testing.assert_close(p.alpha_bar(t), torch.tensor([1.0, 0.5625, 0.25, 0.04], dtype=torch.float64))
+    torch.testing.assert_close(p.noise_level(t), torch.tensor([0.0, 1 / 3, 1.0, 4.0], dtype=torch.float64))
+    sigma = p.sigma(t)
+    sigma.add_(1.0)  # a fresh tensor: writing into it leaves the caller's times alone
+    assert t.tolist() == [0.0, 0.25, 0.5, 0.8]
+
+
+@pytest.mark.parametrize("name", ["linear", "flow"])
+def test_coef_and_mix_broadcast_in_the_datas_dtype(name):
+    p = get_path(name)
+    x0 = torch.tensor([[1.0, -2.0], [0.5, 3.0]], dtype=torch.float32)
+    eps = torch.tensor([[0.25, 1.0], [-1.0, 2.0]], dtype=torch.float32)
+    t = torch.tensor([0.2, 0.7], dtype=torch.float64)
+    a, s = (f(t).numpy() for f in (p.alpha, p.sigma))
+    c = p.coef(t, x0)
+    assert c.alpha.shape == (2, 1) and c.d_sigma.shape == (2, 1) and c.sigma.dtype == torch.float32
+    scalar = p.coef(0.2, x0)
+    assert scalar.alpha.shape == () and scalar.d_alpha.dtype == torch.float32
+    elsewhere = p.coef(t, torch.empty(2, 3, device="meta"))  # stands in for data on a GPU
+    assert elsewhere.alpha.device.type == "meta" and elsewhere.d_sigma.device.type == "meta"
+    mixed = p.mix(x0, eps, t)
+    assert mixed.dtype == torch.float32
+    expected = a[:, None] * x0.double().numpy() + s[:, None] * eps.double().numpy()
+    torch.testing.assert_close(mixed, torch.tensor(expected, dtype=torch.float32))
+
+
+@pytest.mark.parametrize("name", ["linear", "cosine", "sigmoid"])
+def test_one_step_ode_grid_goes_from_noise_straight_to_clean(name):
+    assert get_path(name).ode_grid(1) == [1.0, 0.0]
+
+
+def test_linear_betas_keep_their_range_per_step_count():
+    """Nichol & Dhariwal 2021's respacing of the linear schedule: T steps get betas scaled by 1000 / T."""
+    torch.testing.assert_close(get_path("linear").betas(250), torch.linspace(4e-4, 0.08, 250, dtype=torch.float64))
+
+
+def test_flow_ode_coordinates_are_x_against_t_with_velocity_drift():
+    p = get_path("flow")
+    x, x0, eps = (torch.tensor([v, -v], dtype=torch.float64) for v in (0.5, 2.0, -1.0))
+    assert p.ode_grid(4) == [1.0, 0.75, 0.5, 0.25, 0.0] and p.ode_time(0.3) == 0.3
+    assert torch.equal(p.ode_state(x, 0.3), x) and torch.equal(p.ode_unstate(x, 0.3), x)
+    assert p.ode_drift(x0, eps, 0.3).tolist() == [-3.0, 3.0]  # u = eps - x0
+
+
+@pytest.mark.parametrize("name", ["linear", "cosine", "sigmoid"])
+def test_discrete_betas_default_to_the_papers_1000_steps(name):
+    assert get_path(name).betas().shape == (1000,)
+
+
+def test_sigmoid_schedule_off_the_default_temperature():
+    p, h = SigmoidSchedule(start=-1.0, end=2.0, tau=0.6), 1e-6
+    t = torch.linspace(0.05, 0.95, 10, dtype=torch.float64)
+    sig = lambda u: 1 / (1 + math.exp(-u))  # noqa: E731
+    gamma = (sig(2.0 / 0.6) - sig((0.5 * 3.0 - 1.0) / 0.6)) / (sig(2.0 / 0.6) - sig(-1.0 / 0.6))  # Jabri et al., t = 0.5
+    assert float(p.alpha_bar(0.5)) == pytest.approx(1e-5 + (1 - 1e-5) * gamma, rel=1e-12)
+    assert float(p.alpha_bar(0.0)) == pytest.approx(1.0, rel=1e-12) and float(p.alpha_bar(1.0)) == pytest.approx(1e-5, rel=1e-9)
+    torch.testing.assert_close(p.d_alpha(t), (p.alpha(t + h) - p.alpha(t - h)) / (2 * h), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["linear", "cosine", "sigmoid"])
+def test_ode_grid_levels_are_karras_rho_7_levels_to_double_precision(name):
+    """sigma_i = (hi + i / (n - 1) (lo - hi))^7 with hi, lo the 7th roots of the levels at t = 1 and t_min."""
+    p, n = get_path(name), 6
+    hi, lo = (float(p.noise_level(t)) ** (1 / 7) for t in (1.0, p.t_min))
+    expected = [(hi + i / (n - 1) * (lo - hi)) ** 7 for i in range(n)]
+    levels = [float(p.noise_level(t)) for t in p.ode_grid(n)[:-1]]
+    assert levels == pytest.approx(expected, rel=1e-12)
+
+
+def test_ode_time_of_the_final_grid_point_is_level_zero_even_where_alpha_bar_starts_below_one():
+    class Attenuated(LinearSchedule):  # alpha_bar(0) = 0.5: a nonzero level at t = 0
+        def _ab(self, t):
+            return 0.5 * super()._ab(t)
+
+    p = Attenuated()
+    assert float(p.noise_level(0.0)) == pytest.approx(1.0) and p.ode_time(0.0) == 0.0
+    assert p.ode_time(0.5) == pytest.approx(float(p.noise_level(0.5)), rel=1e-15)

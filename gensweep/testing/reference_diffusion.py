@@ -80,10 +80,14 @@ SCHEDULE_CASES: dict[str, Callable] = {
 
 # ----------------------------------------------------------------------------- parameterizations
 
-def _coef() -> tuple[Coef, dict[str, np.ndarray]]:
-    a, s, da, ds = 0.8, 0.6, -0.3, 0.45
+def _coef(a: float = 0.8, s: float = 0.6, da: float = -0.3, ds: float = 0.45) -> tuple[Coef, dict[str, float]]:
+    """Variance-preserving coefficients by default (a^2 + s^2 = 1)."""
     c = Coef(*(torch.tensor(v, dtype=torch.float64) for v in (a, s, da, ds)))
     return c, {"a": a, "s": s, "da": da, "ds": ds}
+
+
+# a variance-preserving point and one off it (the flow path at t = 0.3: a^2 + s^2 = 0.58)
+_PREDICTION_COEFS = ({}, {"a": 0.7, "s": 0.3, "da": -1.0, "ds": 1.0})
 
 
 _TARGETS = {
@@ -95,9 +99,13 @@ _TARGETS = {
 
 
 def _prediction_case(name: str, pred) -> None:
+    for coefs in _PREDICTION_COEFS:
+        _prediction_at(name, pred, *_coef(**coefs))
+
+
+def _prediction_at(name: str, pred, c: Coef, k: dict[str, float]) -> None:
     rng = np.random.default_rng(5)
     x0, eps, out = rng.normal(size=(3, 7))
-    c, k = _coef()
     x = k["a"] * x0 + k["s"] * eps
     t64 = lambda v: torch.tensor(v, dtype=torch.float64)  # noqa: E731
     close(pred.target(t64(x0), t64(eps), c), _TARGETS[name](x0, eps, k), rtol=1e-12)
