@@ -307,6 +307,7 @@ def test_permutation_is_layout_not_content(tmp_path):
     assert c.fingerprint == a.fingerprint and c.record_order == "permuted"
 
 
+@pytest.mark.slow  # two fresh interpreters prepare MNIST (~26 s); out of mutation runs, which deselect slow tests
 def test_ensure_mnist_two_processes(tmp_path):
     script = textwrap.dedent(
         f"""
