@@ -12,6 +12,7 @@ import torch
 
 from gensweep.platform.metrics import (
     frechet_distance,
+    frechet_distance_sqrtm,
     inception_score,
     kid,
     mean_cov,
@@ -198,3 +199,43 @@ def test_precision_recall_input_checks_and_default_k():
         with pytest.raises(ValueError, match=rf"more than k=3 samples per set; got {len(real)} and {len(fake)}"):
             precision_recall(real, fake)
     assert precision_recall(a[:4], b[:4])  # k + 1 samples each is enough
+
+
+def fid_from_eigenvalues(mu1, s1, mu2, s2):
+    """|mu1 - mu2|^2 + tr S1 + tr S2 - 2 sum sqrt(eig(S1 S2)): the eigenvalues of a product of PSD
+    matrices are real and >= 0, so tr sqrtm(S1 S2) is the sum of their square roots."""
+    eig = np.linalg.eigvals(s1 @ s2).real.clip(0.0)
+    d = np.ravel(mu1) - np.ravel(mu2)
+    return float(d @ d + np.trace(s1) + np.trace(s2) - 2.0 * np.sqrt(eig).sum())
+
+
+def test_frechet_distance_sqrtm_matches_eigenvalues_and_frechet_distance():
+    rng = np.random.default_rng(11)
+    mu1, s1 = mean_cov(features(rng, 80, 12, scale=np.linspace(1.0, 0.2, 12)))
+    mu2, s2 = mean_cov(features(rng, 90, 12, shift=0.4) * 1.5)
+    want = fid_from_eigenvalues(mu1, s1, mu2, s2)
+    assert want > 1.0  # the means and the spreads differ
+    got = frechet_distance_sqrtm(mu1[None, :], s1, mu2[None, :], s2)  # row-vector means are flattened
+    assert got == pytest.approx(want, rel=1e-10)
+    assert got == pytest.approx(frechet_distance(mu1, s1, mu2, s2), rel=1e-10)
+    t = [torch.from_numpy(x).float() for x in (mu1, s1, mu2, s2)]  # float32 tensors are computed in float64
+    assert frechet_distance_sqrtm(*t) == pytest.approx(fid_from_eigenvalues(*(x.double().numpy() for x in t)), rel=1e-10)
+
+
+def test_frechet_distance_sqrtm_offsets_the_diagonals_when_sqrtm_fails():
+    # PSD covariances whose product has a repeated eigenvalue 0 without a square root: sqrtm gives NaN,
+    # so the classic code retries with eps added to both diagonals
+    s1 = np.array([[6, 2, 1, 3], [2, 8, 8, -2], [1, 8, 9, -4], [3, -2, -4, 5]], float)
+    s2 = np.array([[4, -2, 2, 0], [-2, 2, -1, 0], [2, -1, 1, 0], [0, 0, 0, 0]], float)
+    assert min(np.linalg.eigvalsh(s1)) > -1e-12 and min(np.linalg.eigvalsh(s2)) > -1e-12
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert not np.isfinite(scipy.linalg.sqrtm(s1 @ s2)).all()
+    mu1, mu2 = np.array([1.0, 0.0, 2.0, 0.0]), np.zeros(4)
+    for eps in (1e-6, 1e-2):
+        offset = np.eye(4) * eps
+        want = fid_from_eigenvalues(mu1, s1 + offset, mu2, s2 + offset) - 2 * 4 * eps  # the traces are taken without the offset
+        kwargs = {} if eps == 1e-6 else {"eps": eps}  # 1e-6: the default
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            assert frechet_distance_sqrtm(mu1, s1, mu2, s2, **kwargs) == pytest.approx(want, rel=1e-9)
