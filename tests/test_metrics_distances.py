@@ -239,3 +239,18 @@ def test_frechet_distance_sqrtm_offsets_the_diagonals_when_sqrtm_fails():
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             assert frechet_distance_sqrtm(mu1, s1, mu2, s2, **kwargs) == pytest.approx(want, rel=1e-9)
+
+
+def test_trace_sqrt_product_of_a_positive_definite_s1_keeps_its_smallest_direction():
+    # S1 = diag(1, 1e-20) is positive definite: its plain Cholesky factor is exact, so the direction
+    # S2 stretches by 1e20 contributes sqrt(1e-20 * 1e20) = 1 (a rank-detecting factor would drop it)
+    assert trace_sqrt_product(np.diag([1.0, 1e-20]), np.diag([1.0, 1e20])) == pytest.approx(2.0, rel=1e-12)
+
+
+def test_frechet_distance_rejects_mismatched_shapes_and_unknown_methods():
+    mu3, mu4, eye3, eye4 = np.zeros(3), np.zeros(4), np.eye(3), np.eye(4)
+    for args in ((mu3, eye4, mu3, eye4), (mu3, eye3, mu4, eye3), (mu4, eye4, mu4, eye3)):
+        with pytest.raises(ValueError, match=r"shape mismatch: mu \(\d,\) vs \(\d,\), sigma \(\d, \d\) vs \(\d, \d\)"):
+            frechet_distance(*args)
+    with pytest.raises(ValueError, match="unknown method 'svd'; allowed: 'cholesky', 'eigh'"):
+        frechet_distance(mu3, eye3, mu3, eye3, method="svd")
