@@ -131,6 +131,10 @@ def _dist_worker(rank: int, world_size: int, port: int, ref: RefStats, out_dir: 
         gathered = torch_distributed_all_gather(torch.full((rank + 1, 3), float(rank)))  # variable-size rows
         assert [t.shape[0] for t in gathered] == list(range(1, world_size + 1))
         assert all((t == r).all() for r, t in enumerate(gathered))
+        solo = dist.new_group([1])  # every rank creates it; only rank 1 is in it: a one-rank gather there
+        if rank == 1:
+            (own,) = torch_distributed_all_gather(torch.full((2, 3), 5.0), group=solo)
+            assert torch.equal(own, torch.full((2, 3), 5.0))
         result = evaluate(
             TinyGenerator().sample,
             get_backbone("mnist-lenet"),
