@@ -17,25 +17,10 @@ from gensweep.trainables.sampling import SAMPLING_TIME, check_grid
 
 
 # The validators below delegate to these plain functions (mutmut can mutate them, not decorated methods).
-def check_schedule(v: str) -> str:
-    PATHS.entry(v)
-    return v
-
-
-def check_prediction(v: Optional[str]) -> Optional[str]:
+def check_registered(registry: Any, v: Optional[str]) -> Optional[str]:
+    """``v`` must be a name in ``registry`` (the error lists the allowed names); None (an optional field) passes."""
     if v is not None:
-        PREDICTIONS.entry(v)
-    return v
-
-
-def check_loss_weight(v: str) -> str:
-    WEIGHTINGS.entry(v)
-    return v
-
-
-def check_sampler(v: Optional[str]) -> Optional[str]:
-    if v is not None:
-        SAMPLERS.entry(v)
+        registry.entry(v)
     return v
 
 
@@ -135,22 +120,22 @@ class DiffusionConfig(EfficiencyOptions):
     @field_validator("schedule")
     @classmethod
     def _schedule(cls, v: str) -> str:
-        return check_schedule(v)
+        return check_registered(PATHS, v)
 
     @field_validator("prediction")
     @classmethod
     def _prediction(cls, v: Optional[str]) -> Optional[str]:
-        return check_prediction(v)
+        return check_registered(PREDICTIONS, v)
 
     @field_validator("loss_weight")
     @classmethod
     def _weight(cls, v: str) -> str:
-        return check_loss_weight(v)
+        return check_registered(WEIGHTINGS, v)
 
     @field_validator("sampler")
     @classmethod
     def _sampler(cls, v: Optional[str]) -> Optional[str]:
-        return check_sampler(v)
+        return check_registered(SAMPLERS, v)
 
     @field_validator("eval_samplers", mode="before")
     @classmethod
