@@ -115,6 +115,7 @@ def test_every_rank_draws_its_batches_and_gets_all_rows_in_batch_order(world_siz
         assert set(got) == set(single)
         for key in single:
             np.testing.assert_array_equal(got[key], single[key])
+            assert got[key].dtype == single[key].dtype  # float32 features and logits, int64 labels
 
 
 def test_generation_input_checks():
