@@ -254,3 +254,13 @@ def test_frechet_distance_rejects_mismatched_shapes_and_unknown_methods():
             frechet_distance(*args)
     with pytest.raises(ValueError, match="unknown method 'svd'; allowed: 'cholesky', 'eigh'"):
         frechet_distance(mu3, eye3, mu3, eye3, method="svd")
+
+
+def test_kid_defaults_are_100_subsets_of_1000_cubic_kernel_seed_0():
+    rng = np.random.default_rng(12)
+    real, fake = rng.standard_normal((30, 3)), rng.standard_normal((25, 3)) + 0.2  # small sets: cheap subsets
+    explicit = kid(real, fake, subsets=100, seed=0, degree=3, gamma=None, coef=1.0)
+    assert kid(real, fake) == explicit and kid(real, fake, subsets=101) != explicit
+    big_real, big_fake = rng.standard_normal((1003, 3)), rng.standard_normal((1001, 3))  # more rows than a subset
+    two = kid(big_real, big_fake, subsets=2, subset_size=1000)
+    assert kid(big_real, big_fake, subsets=2) == two and kid(big_real, big_fake, subsets=2, subset_size=999) != two
