@@ -264,3 +264,14 @@ def test_kid_defaults_are_100_subsets_of_1000_cubic_kernel_seed_0():
     big_real, big_fake = rng.standard_normal((1003, 3)), rng.standard_normal((1001, 3))  # more rows than a subset
     two = kid(big_real, big_fake, subsets=2, subset_size=1000)
     assert kid(big_real, big_fake, subsets=2) == two and kid(big_real, big_fake, subsets=2, subset_size=999) != two
+
+
+def test_kid_input_checks():
+    rng = np.random.default_rng(13)
+    a, b = rng.standard_normal((5, 2)), rng.standard_normal((4, 2))
+    with pytest.raises(ValueError, match="^feature dims differ: 2 vs 3$"):
+        kid(a, rng.standard_normal((4, 3)))
+    for real, fake in ((a[:1], b), (a, b[:1])):
+        with pytest.raises(ValueError, match=rf"^KID needs at least 2 samples per set; got {len(real)} and {len(fake)}$"):
+            kid(real, fake)
+    assert kid(a[:2], b[:2], subsets=1)[1] == 0.0  # 2 samples each is enough; one subset has no spread
