@@ -275,3 +275,6 @@ def test_kid_input_checks():
         with pytest.raises(ValueError, match=rf"^KID needs at least 2 samples per set; got {len(real)} and {len(fake)}$"):
             kid(real, fake)
     assert kid(a[:2], b[:2], subsets=1)[1] == 0.0  # 2 samples each is enough; one subset has no spread
+    # the subset size is capped at the smaller set, whichever it is
+    assert kid(a[:3], b, subsets=2) == kid(a[:3], b, subsets=2, subset_size=3)
+    assert kid(a, b[:3], subsets=2) == kid(a, b[:3], subsets=2, subset_size=3)
