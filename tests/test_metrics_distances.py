@@ -278,3 +278,15 @@ def test_kid_input_checks():
     # the subset size is capped at the smaller set, whichever it is
     assert kid(a[:3], b, subsets=2) == kid(a[:3], b, subsets=2, subset_size=3)
     assert kid(a, b[:3], subsets=2) == kid(a, b[:3], subsets=2, subset_size=3)
+
+
+def test_kid_passes_its_kernel_settings_on():
+    # one subset of all rows: the unbiased MMD^2 with k(x, y) = (gamma x.y + coef)^degree, by hand
+    rng = np.random.default_rng(14)
+    x, y = rng.standard_normal((10, 3)), rng.standard_normal((10, 3)) + 0.5
+    for degree, gamma, coef in ((2, 0.5, 0.0), (1, None, 2.0)):
+        g = 1 / 3 if gamma is None else gamma  # None: 1 / feature dim
+        kxx, kyy, kxy = ((g * a @ b.T + coef) ** degree for a, b in ((x, x), (y, y), (x, y)))
+        want = (kxx.sum() - np.trace(kxx) + kyy.sum() - np.trace(kyy)) / 90 - 2 * kxy.mean()
+        got, _ = kid(x, y, subsets=1, subset_size=10, degree=degree, gamma=gamma, coef=coef)
+        assert got == pytest.approx(want, rel=1e-10)
