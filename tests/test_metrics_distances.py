@@ -12,6 +12,7 @@ import torch
 
 from gensweep.platform.metrics import (
     frechet_distance,
+    frechet_distance_sqrtm,
     inception_score,
     kid,
     mean_cov,
@@ -198,3 +199,94 @@ def test_precision_recall_input_checks_and_default_k():
         with pytest.raises(ValueError, match=rf"more than k=3 samples per set; got {len(real)} and {len(fake)}"):
             precision_recall(real, fake)
     assert precision_recall(a[:4], b[:4])  # k + 1 samples each is enough
+
+
+def fid_from_eigenvalues(mu1, s1, mu2, s2):
+    """|mu1 - mu2|^2 + tr S1 + tr S2 - 2 sum sqrt(eig(S1 S2)): the eigenvalues of a product of PSD
+    matrices are real and >= 0, so tr sqrtm(S1 S2) is the sum of their square roots."""
+    eig = np.linalg.eigvals(s1 @ s2).real.clip(0.0)
+    d = np.ravel(mu1) - np.ravel(mu2)
+    return float(d @ d + np.trace(s1) + np.trace(s2) - 2.0 * np.sqrt(eig).sum())
+
+
+def test_frechet_distance_sqrtm_matches_eigenvalues_and_frechet_distance():
+    rng = np.random.default_rng(11)
+    mu1, s1 = mean_cov(features(rng, 80, 12, scale=np.linspace(1.0, 0.2, 12)))
+    mu2, s2 = mean_cov(features(rng, 90, 12, shift=0.4) * 1.5)
+    want = fid_from_eigenvalues(mu1, s1, mu2, s2)
+    assert want > 1.0  # the means and the spreads differ
+    got = frechet_distance_sqrtm(mu1[None, :], s1, mu2[None, :], s2)  # row-vector means are flattened
+    assert got == pytest.approx(want, rel=1e-10)
+    assert got == pytest.approx(frechet_distance(mu1, s1, mu2, s2), rel=1e-10)
+    t = [torch.from_numpy(x).float() for x in (mu1, s1, mu2, s2)]  # float32 tensors are computed in float64
+    assert frechet_distance_sqrtm(*t) == pytest.approx(fid_from_eigenvalues(*(x.double().numpy() for x in t)), rel=1e-10)
+
+
+def test_frechet_distance_sqrtm_offsets_the_diagonals_when_sqrtm_fails():
+    # PSD covariances whose product has a repeated eigenvalue 0 without a square root: sqrtm gives NaN,
+    # so the classic code retries with eps added to both diagonals
+    s1 = np.array([[6, 2, 1, 3], [2, 8, 8, -2], [1, 8, 9, -4], [3, -2, -4, 5]], float)
+    s2 = np.array([[4, -2, 2, 0], [-2, 2, -1, 0], [2, -1, 1, 0], [0, 0, 0, 0]], float)
+    assert min(np.linalg.eigvalsh(s1)) > -1e-12 and min(np.linalg.eigvalsh(s2)) > -1e-12
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert not np.isfinite(scipy.linalg.sqrtm(s1 @ s2)).all()
+    mu1, mu2 = np.array([1.0, 0.0, 2.0, 0.0]), np.zeros(4)
+    for eps in (1e-6, 1e-2):
+        offset = np.eye(4) * eps
+        want = fid_from_eigenvalues(mu1, s1 + offset, mu2, s2 + offset) - 2 * 4 * eps  # the traces are taken without the offset
+        kwargs = {} if eps == 1e-6 else {"eps": eps}  # 1e-6: the default
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            assert frechet_distance_sqrtm(mu1, s1, mu2, s2, **kwargs) == pytest.approx(want, rel=1e-9)
+
+
+def test_trace_sqrt_product_of_a_positive_definite_s1_keeps_its_smallest_direction():
+    # S1 = diag(1, 1e-20) is positive definite: its plain Cholesky factor is exact, so the direction
+    # S2 stretches by 1e20 contributes sqrt(1e-20 * 1e20) = 1 (a rank-detecting factor would drop it)
+    assert trace_sqrt_product(np.diag([1.0, 1e-20]), np.diag([1.0, 1e20])) == pytest.approx(2.0, rel=1e-12)
+
+
+def test_frechet_distance_rejects_mismatched_shapes_and_unknown_methods():
+    mu3, mu4, eye3, eye4 = np.zeros(3), np.zeros(4), np.eye(3), np.eye(4)
+    for args in ((mu3, eye4, mu3, eye4), (mu3, eye3, mu4, eye3), (mu4, eye4, mu4, eye3)):
+        with pytest.raises(ValueError, match=r"shape mismatch: mu \(\d,\) vs \(\d,\), sigma \(\d, \d\) vs \(\d, \d\)"):
+            frechet_distance(*args)
+    with pytest.raises(ValueError, match="unknown method 'svd'; allowed: 'cholesky', 'eigh'"):
+        frechet_distance(mu3, eye3, mu3, eye3, method="svd")
+
+
+def test_kid_defaults_are_100_subsets_of_1000_cubic_kernel_seed_0():
+    rng = np.random.default_rng(12)
+    real, fake = rng.standard_normal((30, 3)), rng.standard_normal((25, 3)) + 0.2  # small sets: cheap subsets
+    explicit = kid(real, fake, subsets=100, seed=0, degree=3, gamma=None, coef=1.0)
+    assert kid(real, fake) == explicit and kid(real, fake, subsets=101) != explicit
+    big_real, big_fake = rng.standard_normal((1003, 3)), rng.standard_normal((1001, 3))  # more rows than a subset
+    two = kid(big_real, big_fake, subsets=2, subset_size=1000)
+    assert kid(big_real, big_fake, subsets=2) == two and kid(big_real, big_fake, subsets=2, subset_size=999) != two
+
+
+def test_kid_input_checks():
+    rng = np.random.default_rng(13)
+    a, b = rng.standard_normal((5, 2)), rng.standard_normal((4, 2))
+    with pytest.raises(ValueError, match="^feature dims differ: 2 vs 3$"):
+        kid(a, rng.standard_normal((4, 3)))
+    for real, fake in ((a[:1], b), (a, b[:1])):
+        with pytest.raises(ValueError, match=rf"^KID needs at least 2 samples per set; got {len(real)} and {len(fake)}$"):
+            kid(real, fake)
+    assert kid(a[:2], b[:2], subsets=1)[1] == 0.0  # 2 samples each is enough; one subset has no spread
+    # the subset size is capped at the smaller set, whichever it is
+    assert kid(a[:3], b, subsets=2) == kid(a[:3], b, subsets=2, subset_size=3)
+    assert kid(a, b[:3], subsets=2) == kid(a, b[:3], subsets=2, subset_size=3)
+
+
+def test_kid_passes_its_kernel_settings_on():
+    # one subset of all rows: the unbiased MMD^2 with k(x, y) = (gamma x.y + coef)^degree, by hand
+    rng = np.random.default_rng(14)
+    x, y = rng.standard_normal((10, 3)), rng.standard_normal((10, 3)) + 0.5
+    for degree, gamma, coef in ((2, 0.5, 0.0), (1, None, 2.0)):
+        g = 1 / 3 if gamma is None else gamma  # None: 1 / feature dim
+        kxx, kyy, kxy = ((g * a @ b.T + coef) ** degree for a, b in ((x, x), (y, y), (x, y)))
+        want = (kxx.sum() - np.trace(kxx) + kyy.sum() - np.trace(kyy)) / 90 - 2 * kxy.mean()
+        got, _ = kid(x, y, subsets=1, subset_size=10, degree=degree, gamma=gamma, coef=coef)
+        assert got == pytest.approx(want, rel=1e-10)

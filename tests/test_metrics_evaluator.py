@@ -131,6 +131,10 @@ def _dist_worker(rank: int, world_size: int, port: int, ref: RefStats, out_dir: 
         gathered = torch_distributed_all_gather(torch.full((rank + 1, 3), float(rank)))  # variable-size rows
         assert [t.shape[0] for t in gathered] == list(range(1, world_size + 1))
         assert all((t == r).all() for r, t in enumerate(gathered))
+        solo = dist.new_group([1])  # every rank creates it; only rank 1 is in it: a one-rank gather there
+        if rank == 1:
+            (own,) = torch_distributed_all_gather(torch.full((2, 3), 5.0), group=solo)
+            assert torch.equal(own, torch.full((2, 3), 5.0))
         result = evaluate(
             TinyGenerator().sample,
             get_backbone("mnist-lenet"),
@@ -145,9 +149,24 @@ def _dist_worker(rank: int, world_size: int, port: int, ref: RefStats, out_dir: 
         dist.destroy_process_group()
 
 
+def _gather_in_a_one_rank_group(tensor: torch.Tensor) -> list[torch.Tensor]:
+    import torch.distributed as dist
+
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{_free_port()}", rank=0, world_size=1,
+                            timeout=timedelta(seconds=60))
+    try:
+        return torch_distributed_all_gather(tensor)
+    finally:
+        dist.destroy_process_group()
+
+
 def test_two_gloo_ranks_match_single_process(ref, tmp_path):
     import torch.multiprocessing as tmp
 
+    # in this process too (mutation tools only see calls made in the test's own process): one rank, its own rows
+    rows = torch.arange(6, dtype=torch.float64).view(3, 2)
+    (alone,) = _gather_in_a_one_rank_group(rows)
+    assert torch.equal(alone, rows) and alone.dtype == torch.float64
     single = evaluate(TinyGenerator().sample, get_backbone("mnist-lenet"), ref, PROTOCOL)
 
     ctx = tmp.start_processes(

@@ -63,6 +63,15 @@ def compile_problem(device_type: Optional[str] = None) -> Optional[str]:
     return "; ".join(problems) if len(problems) == len(checks) else None
 
 
+def check_compile_mode(v: str) -> str:
+    """A compile mode other than ``none`` needs a working ``torch.compile`` here (the field's
+    validator delegates to this plain function, which mutmut can mutate)."""
+    problem = None if v == "none" else compile_problem()
+    if problem is not None:
+        raise ValueError(f"compile={v!r} needs torch.compile, which cannot run here: {problem}; use 'none'")
+    return v
+
+
 class EfficiencyOptions(BaseModel):
     """Settings that change speed and memory, not the model being trained (base of the family configs)."""
 
@@ -75,10 +84,7 @@ class EfficiencyOptions(BaseModel):
     @field_validator("compile")
     @classmethod
     def _compile_runs_here(cls, v: str) -> str:
-        problem = None if v == "none" else compile_problem()
-        if problem is not None:
-            raise ValueError(f"compile={v!r} needs torch.compile, which cannot run here: {problem}; use 'none'")
-        return v
+        return check_compile_mode(v)
 
 
 def _map(fn: Callable[[torch.Tensor], torch.Tensor], obj: Any) -> Any:

@@ -42,7 +42,45 @@ def _check_resolution(ref: RefStats, images: torch.Tensor) -> None:
     ref.check_compatible(resolution=int(h) if h == w else f"{h}x{w}")
 
 
-@torch.no_grad()
+def _rank_batches(sample_fn: SampleFn, backbone: Backbone, protocol: EvalProtocol, ref: RefStats | None, rank: int,
+                  world_size: int, want_logits: bool, num_classes: int) -> list[torch.Tensor]:
+    """Rows (features, logits, label) of the batches ``i % world_size == rank``, in batch order, float32 on the CPU."""
+    local: list[torch.Tensor] = []
+    for i, count in protocol.batches():
+        if i % world_size != rank:
+            continue
+        start = i * protocol.batch_size
+        labels = torch.arange(start, start + count) % num_classes if num_classes else None
+        if labels is None:
+            images = sample_fn(count, protocol.latent_seed + i)
+        else:
+            images = sample_fn(count, protocol.latent_seed + i, labels=labels)
+        if images.shape[0] != count:
+            raise ValueError(f"sample_fn returned {images.shape[0]} images for batch {i}, expected {count}")
+        if ref is not None:
+            _check_resolution(ref, images)
+        out = backbone(images)
+        parts = [out["features"]] + ([out["logits"]] if want_logits else [])
+        if labels is not None:
+            parts.append(labels[:, None].to(out["features"].device, out["features"].dtype))
+        local.append(torch.cat(parts, dim=1).to("cpu", torch.float32))
+    return local
+
+
+def _in_batch_order(gathered: Sequence[torch.Tensor], schedule: list[tuple[int, int]], world_size: int) -> torch.Tensor:
+    """Every rank's rows (rank ``r`` holds batches ``i % world_size == r``) put back in batch order."""
+    parts = [torch.as_tensor(t).to("cpu", torch.float32) for t in gathered]
+    if len(parts) != world_size:
+        raise RuntimeError(f"all_gather returned {len(parts)} parts for world_size {world_size}")
+    per_rank = []
+    for r, t in enumerate(parts):
+        counts = [c for i, c in schedule if i % world_size == r]
+        if t.shape[0] != sum(counts):
+            raise RuntimeError(f"rank {r} sent {t.shape[0]} rows, expected {sum(counts)}")
+        per_rank.append(iter(torch.split(t, counts)) if counts else iter(()))
+    return torch.cat([next(per_rank[i % world_size]) for i, _ in schedule])
+
+
 def generate_features(
     sample_fn: SampleFn,
     backbone: Backbone,
@@ -71,41 +109,10 @@ def generate_features(
     n_logits = int(getattr(backbone, "num_classes", 10)) if want_logits else 0
     width = backbone.feature_dim + n_logits + (1 if num_classes else 0)
 
-    schedule = protocol.batches()
-    local: list[torch.Tensor] = []
-    for i, count in schedule:
-        if i % world_size != rank:
-            continue
-        start = i * protocol.batch_size
-        labels = torch.arange(start, start + count) % num_classes if num_classes else None
-        if labels is None:
-            images = sample_fn(count, protocol.latent_seed + i)
-        else:
-            images = sample_fn(count, protocol.latent_seed + i, labels=labels)
-        if images.shape[0] != count:
-            raise ValueError(f"sample_fn returned {images.shape[0]} images for batch {i}, expected {count}")
-        if ref is not None:
-            _check_resolution(ref, images)
-        out = backbone(images)
-        parts = [out["features"]] + ([out["logits"]] if want_logits else [])
-        if labels is not None:
-            parts.append(labels[:, None].to(out["features"].device, out["features"].dtype))
-        local.append(torch.cat(parts, dim=1).to("cpu", torch.float32))
-    mine = torch.cat(local) if local else torch.zeros(0, width)
-
-    if world_size == 1:
-        full = mine
-    else:
-        gathered = [torch.as_tensor(t).to("cpu", torch.float32) for t in all_gather(mine)]
-        if len(gathered) != world_size:
-            raise RuntimeError(f"all_gather returned {len(gathered)} parts for world_size {world_size}")
-        per_rank = []
-        for r, t in enumerate(gathered):
-            counts = [c for i, c in schedule if i % world_size == r]
-            if t.shape[0] != sum(counts):
-                raise RuntimeError(f"rank {r} sent {t.shape[0]} rows, expected {sum(counts)}")
-            per_rank.append(iter(torch.split(t, counts)) if counts else iter(()))
-        full = torch.cat([next(per_rank[i % world_size]) for i, _ in schedule])
+    with torch.no_grad():
+        local = _rank_batches(sample_fn, backbone, protocol, ref, rank, world_size, want_logits, num_classes)
+        mine = torch.cat(local) if local else torch.zeros(0, width)
+        full = mine if world_size == 1 else _in_batch_order(all_gather(mine), protocol.batches(), world_size)
 
     feats = full[:, : backbone.feature_dim].numpy()
     result = {"features": feats}

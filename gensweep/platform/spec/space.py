@@ -37,12 +37,7 @@ class Categorical(_Param):
     @field_validator("choices")
     @classmethod
     def _distinct(cls, choices: list[Any]) -> list[Any]:
-        seen: list[Any] = []
-        for c in choices:
-            if any(c == s and type(c) is type(s) for s in seen):
-                raise ValueError(f"{shorten(c)} is listed twice; each choice once")
-            seen.append(c)
-        return choices
+        return distinct_choices(choices)
 
     def suggest(self, trial, name: str) -> Any:
         return trial.suggest_categorical(name, self.choices)
@@ -64,11 +59,7 @@ class Uniform(_Param):
 
     @model_validator(mode="after")
     def _range(self):
-        if not self.low < self.high:
-            raise ValueError(f"low ({self.low}) must be < high ({self.high})")
-        if self.type == "loguniform" and self.low <= 0:
-            raise ValueError(f"loguniform needs low > 0, got {self.low}")
-        return self
+        return check_float_range(self)
 
     def suggest(self, trial, name: str) -> float:
         return trial.suggest_float(name, self.low, self.high, log=self.type == "loguniform")
@@ -92,9 +83,7 @@ class Integer(_Param):
 
     @model_validator(mode="after")
     def _range(self):
-        if not self.low <= self.high:
-            raise ValueError(f"low ({self.low}) must be <= high ({self.high})")
-        return self
+        return check_int_range(self)
 
     def suggest(self, trial, name: str) -> int:
         return trial.suggest_int(name, self.low, self.high, step=self.step, log=self.log)
@@ -132,37 +121,11 @@ class SearchSpace(BaseModel):
     @field_validator("params", mode="before")
     @classmethod
     def _shorthand(cls, v: Any) -> Any:
-        # A bare list is shorthand for a categorical parameter.
-        if isinstance(v, dict):
-            return {k: ({"type": "categorical", "choices": p} if isinstance(p, list) else p) for k, p in v.items()}
-        return v
+        return expand_shorthand(v)
 
     @model_validator(mode="after")
     def _conditions_refer_back(self):
-        seen: list[str] = []
-        for name, p in self.params.items():
-            for parent, values in (p.when or {}).items():
-                if parent not in seen:
-                    raise ValueError(
-                        f"params.{name}.when names {parent!r}, which is not a parameter defined before it"
-                        f" (defined so far: {seen or 'none'})"
-                    )
-                parent_p = self.params[parent]
-                if isinstance(parent_p, Categorical):
-                    bad = [x for x in values if x not in parent_p.choices]
-                    if bad:
-                        raise ValueError(f"params.{name}.when.{parent} lists {shorten(bad)}, not among {parent}'s"
-                                         f" choices {shorten(parent_p.choices, 200)}")
-                elif isinstance(parent_p, Integer):
-                    bad = [x for x in values if not parent_p.holds(x)]
-                    if bad:
-                        raise ValueError(f"params.{name}.when.{parent} lists {shorten(bad)}, not levels of {parent}'s"
-                                         f" range {parent_p.low}..{parent_p.high} (step {parent_p.step})")
-                else:
-                    raise ValueError(f"params.{name}.when.{parent}: {parent} is {parent_p.type}, a continuous"
-                                     " parameter; a condition needs a categorical or int parent")
-            seen.append(name)
-        return self
+        return check_conditions(self)
 
     def names(self) -> list[str]:
         return list(self.params)
@@ -231,6 +194,66 @@ class DefineByRun:
             if p.active(chosen):
                 chosen[name] = p.suggest(trial, name)
         return None
+
+
+# The validators above delegate to these plain functions (mutmut can mutate them, not decorated methods).
+def distinct_choices(choices: list[Any]) -> list[Any]:
+    """Each choice once (``1`` and ``True`` are different choices)."""
+    seen: list[Any] = []
+    for c in choices:
+        if any(c == s and type(c) is type(s) for s in seen):
+            raise ValueError(f"{shorten(c)} is listed twice; each choice once")
+        seen.append(c)
+    return choices
+
+
+def check_float_range(p: "Uniform") -> "Uniform":
+    if not p.low < p.high:
+        raise ValueError(f"low ({p.low}) must be < high ({p.high})")
+    if p.type == "loguniform" and p.low <= 0:
+        raise ValueError(f"loguniform needs low > 0, got {p.low}")
+    return p
+
+
+def check_int_range(p: "Integer") -> "Integer":
+    if not p.low <= p.high:
+        raise ValueError(f"low ({p.low}) must be <= high ({p.high})")
+    return p
+
+
+def expand_shorthand(v: Any) -> Any:
+    """A bare list is shorthand for a categorical parameter."""
+    if isinstance(v, dict):
+        return {k: ({"type": "categorical", "choices": p} if isinstance(p, list) else p) for k, p in v.items()}
+    return v
+
+
+def check_conditions(space: "SearchSpace") -> "SearchSpace":
+    """A condition names only parameters defined before it, and values they can take."""
+    seen: list[str] = []
+    for name, p in space.params.items():
+        for parent, values in (p.when or {}).items():
+            if parent not in seen:
+                raise ValueError(
+                    f"params.{name}.when names {parent!r}, which is not a parameter defined before it"
+                    f" (defined so far: {seen or 'none'})"
+                )
+            parent_p = space.params[parent]
+            if isinstance(parent_p, Categorical):
+                bad = [x for x in values if x not in parent_p.choices]
+                if bad:
+                    raise ValueError(f"params.{name}.when.{parent} lists {shorten(bad)}, not among {parent}'s"
+                                     f" choices {shorten(parent_p.choices, 200)}")
+            elif isinstance(parent_p, Integer):
+                bad = [x for x in values if not parent_p.holds(x)]
+                if bad:
+                    raise ValueError(f"params.{name}.when.{parent} lists {shorten(bad)}, not levels of {parent}'s"
+                                     f" range {parent_p.low}..{parent_p.high} (step {parent_p.step})")
+            else:
+                raise ValueError(f"params.{name}.when.{parent}: {parent} is {parent_p.type}, a continuous"
+                                 " parameter; a condition needs a categorical or int parent")
+        seen.append(name)
+    return space
 
 
 SEED_KEY = "seed"  # the replicate axis: a trial's parameters carry its seed under this name

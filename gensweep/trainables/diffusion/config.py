@@ -16,6 +16,52 @@ from gensweep.trainables.efficiency import EfficiencyOptions
 from gensweep.trainables.sampling import SAMPLING_TIME, check_grid
 
 
+# The validators below delegate to these plain functions (mutmut can mutate them, not decorated methods).
+def check_registered(registry: Any, v: Optional[str]) -> Optional[str]:
+    """``v`` must be a name in ``registry`` (the error lists the allowed names); None (an optional field) passes."""
+    if v is not None:
+        registry.entry(v)
+    return v
+
+
+def split_settings(v: Any) -> Any:
+    """``eval_samplers`` given as one comma-separated string: its settings as a list."""
+    return [s.strip() for s in v.split(",") if s.strip()] if isinstance(v, str) else v
+
+
+def normalise_settings(v: list[str]) -> list[str]:
+    return [f"{n}:{k}" for n, k in (parse_setting(s) for s in v)]
+
+
+def resolve_config(cfg: "DiffusionConfig") -> "DiffusionConfig":
+    """Apply the sampler overrides and the schedule's default prediction; check the combinations."""
+    if cfg.sampler is not None or cfg.sample_steps is not None:
+        name, n = parse_setting(cfg.eval_samplers[0])
+        cfg.eval_samplers = [f"{cfg.sampler or name}:{cfg.sample_steps or n}", *cfg.eval_samplers[1:]]
+    cfg.eval_samplers = list(dict.fromkeys(cfg.eval_samplers))
+    if cfg.prediction is None:
+        cfg.prediction = get_path(cfg.schedule).default_prediction
+    if cfg.prediction in NEEDS_POSITIVE_ALPHA and cfg.schedule == "flow":
+        raise ValueError(
+            f"prediction {cfg.prediction!r} divides by alpha(t), which is 0 at t = 1 on the flow path;"
+            " use velocity, v or x0"
+        )
+    if cfg.guidance != 1.0 and cfg.num_classes == 0:
+        raise ValueError("guidance needs a class-conditional model (num_classes > 0)")
+    if cfg.eta > 0 and not any(s.startswith("ddim:") for s in cfg.eval_samplers):
+        raise ValueError(f"eta only affects the ddim sampler, which is not among eval_samplers {cfg.eval_samplers}")
+    if cfg.s_churn > 0 and not any(s.startswith(("heun:", "euler:")) for s in cfg.eval_samplers):
+        raise ValueError(f"s_churn only affects the heun and euler samplers, which are not among {cfg.eval_samplers}")
+    if cfg.s_tmax is not None and cfg.s_tmin > cfg.s_tmax:
+        raise ValueError(f"s_tmin {cfg.s_tmin} is above s_tmax {cfg.s_tmax}: churn would never apply")
+    if cfg.resolution < 2 ** (len(cfg.channel_mult) - 1):
+        raise ValueError(f"resolution {cfg.resolution} is too small for {len(cfg.channel_mult)} U-Net levels")
+    if cfg.sampling_grid and len(cfg.eval_samplers) > 1:
+        raise ValueError(f"eval_samplers lists {len(cfg.eval_samplers)} settings, but sampling_grid is what is"
+                         " scored: each of its settings with its own sampler; list one eval sampler")
+    return check_grid(cfg)
+
+
 class DiffusionConfig(EfficiencyOptions):
     model_config = ConfigDict(extra="forbid")
 
@@ -74,66 +120,36 @@ class DiffusionConfig(EfficiencyOptions):
     @field_validator("schedule")
     @classmethod
     def _schedule(cls, v: str) -> str:
-        PATHS.entry(v)
-        return v
+        return check_registered(PATHS, v)
 
     @field_validator("prediction")
     @classmethod
     def _prediction(cls, v: Optional[str]) -> Optional[str]:
-        if v is not None:
-            PREDICTIONS.entry(v)
-        return v
+        return check_registered(PREDICTIONS, v)
 
     @field_validator("loss_weight")
     @classmethod
     def _weight(cls, v: str) -> str:
-        WEIGHTINGS.entry(v)
-        return v
+        return check_registered(WEIGHTINGS, v)
 
     @field_validator("sampler")
     @classmethod
     def _sampler(cls, v: Optional[str]) -> Optional[str]:
-        if v is not None:
-            SAMPLERS.entry(v)
-        return v
+        return check_registered(SAMPLERS, v)
 
     @field_validator("eval_samplers", mode="before")
     @classmethod
     def _split(cls, v: Any) -> Any:
-        return [s.strip() for s in v.split(",") if s.strip()] if isinstance(v, str) else v
+        return split_settings(v)
 
     @field_validator("eval_samplers")
     @classmethod
     def _settings(cls, v: list[str]) -> list[str]:
-        return [f"{n}:{k}" for n, k in (parse_setting(s) for s in v)]
+        return normalise_settings(v)
 
     @model_validator(mode="after")
     def _resolve(self):
-        if self.sampler is not None or self.sample_steps is not None:
-            name, n = parse_setting(self.eval_samplers[0])
-            self.eval_samplers = [f"{self.sampler or name}:{self.sample_steps or n}", *self.eval_samplers[1:]]
-        self.eval_samplers = list(dict.fromkeys(self.eval_samplers))
-        if self.prediction is None:
-            self.prediction = get_path(self.schedule).default_prediction
-        if self.prediction in NEEDS_POSITIVE_ALPHA and self.schedule == "flow":
-            raise ValueError(
-                f"prediction {self.prediction!r} divides by alpha(t), which is 0 at t = 1 on the flow path;"
-                " use velocity, v or x0"
-            )
-        if self.guidance != 1.0 and self.num_classes == 0:
-            raise ValueError("guidance needs a class-conditional model (num_classes > 0)")
-        if self.eta > 0 and not any(s.startswith("ddim:") for s in self.eval_samplers):
-            raise ValueError(f"eta only affects the ddim sampler, which is not among eval_samplers {self.eval_samplers}")
-        if self.s_churn > 0 and not any(s.startswith(("heun:", "euler:")) for s in self.eval_samplers):
-            raise ValueError(f"s_churn only affects the heun and euler samplers, which are not among {self.eval_samplers}")
-        if self.s_tmax is not None and self.s_tmin > self.s_tmax:
-            raise ValueError(f"s_tmin {self.s_tmin} is above s_tmax {self.s_tmax}: churn would never apply")
-        if self.resolution < 2 ** (len(self.channel_mult) - 1):
-            raise ValueError(f"resolution {self.resolution} is too small for {len(self.channel_mult)} U-Net levels")
-        if self.sampling_grid and len(self.eval_samplers) > 1:
-            raise ValueError(f"eval_samplers lists {len(self.eval_samplers)} settings, but sampling_grid is what is"
-                             " scored: each of its settings with its own sampler; list one eval sampler")
-        return check_grid(self)
+        return resolve_config(self)
 
     def generated_classes(self) -> int:
         """How many classes the denoiser can be asked for (0: unconditional)."""

@@ -19,6 +19,30 @@ from gensweep.trainables.sampling import SAMPLING_TIME, check_grid
 JOINED = {"reg": SEPARATOR, "aug_policy": POLICY_SEPARATOR}
 
 
+# The validators below delegate to these plain functions (mutmut can mutate them, not decorated methods).
+def registered_name(v: Optional[str], field: str) -> Optional[str]:
+    """``v`` checked against ``field``'s catalog registry; a joined field normalised; None kept."""
+    if v is None:
+        return None
+    registry = REGISTRIES[field]
+    sep = JOINED.get(field)
+    names = [part.strip() for part in v.split(sep)] if sep else [v]
+    for name in names:
+        registry.entry(name)  # raises, listing the allowed names
+    return sep.join(names) if sep else v
+
+
+def check_combinations(cfg: "GanConfig", context: Optional[Mapping[str, Any]]) -> "GanConfig":
+    """The sampling grid, then the combination rules unless ``context`` says ``{"rules": False}``."""
+    check_grid(cfg)
+    if (context or {}).get("rules", True) is False:
+        return cfg
+    problems = check_rules(cfg)
+    if problems:
+        raise ValueError("; ".join(problems))
+    return cfg
+
+
 class GanConfig(EfficiencyOptions):
     model_config = ConfigDict(extra="forbid")
 
@@ -76,14 +100,7 @@ class GanConfig(EfficiencyOptions):
         """Each name must be registered in the field's catalog registry (the error lists the
         allowed names); a joined field (``reg``, ``aug_policy``) is normalised to ``a+b`` /
         ``a,b`` without spaces; an optional field may be None."""
-        if v is None:
-            return None
-        registry = REGISTRIES[info.field_name]
-        sep = JOINED.get(info.field_name)
-        names = [part.strip() for part in v.split(sep)] if sep else [v]
-        for name in names:
-            registry.entry(name)  # raises, listing the allowed names
-        return sep.join(names) if sep else v
+        return registered_name(v, info.field_name)
 
     def generated_classes(self) -> int:
         """How many classes the generator can be asked for (0: it takes no labels)."""
@@ -91,13 +108,7 @@ class GanConfig(EfficiencyOptions):
 
     @model_validator(mode="after")
     def _rules(self, info: ValidationInfo) -> "GanConfig":
-        check_grid(self)
-        if (info.context or {}).get("rules", True) is False:
-            return self
-        problems = check_rules(self)
-        if problems:
-            raise ValueError("; ".join(problems))
-        return self
+        return check_combinations(self, info.context)
 
 
 def violations(config: Mapping[str, Any]) -> list[str]:
