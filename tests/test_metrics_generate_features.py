@@ -176,3 +176,12 @@ def test_evaluate_refuses_another_backbone_or_backbone_protocol():
                      features=ref.features)
     with pytest.raises(ProtocolMismatch, match="protocol: reference='pixels-v0' vs other='pixels-v1'"):
         evaluate(sample, Pixels(), other, PROTOCOL)
+
+
+def test_gathers_run_on_the_current_cuda_device_under_nccl_and_on_the_cpu_otherwise(monkeypatch):
+    from gensweep.platform.metrics.evaluator import gather_device
+
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 3)  # no GPU needed to name one
+    assert gather_device("nccl") == torch.device("cuda", 3)
+    assert gather_device("gloo") == torch.device("cpu")
+    assert gather_device("mpi") == torch.device("cpu")

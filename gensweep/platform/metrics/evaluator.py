@@ -161,13 +161,18 @@ def evaluate(
     return result
 
 
+def gather_device(backend: str) -> torch.device:
+    """Where a collective of ``backend`` takes its tensors: NCCL this process's current CUDA device, others the CPU."""
+    return torch.device("cuda", torch.cuda.current_device()) if backend == "nccl" else torch.device("cpu")
+
+
 def torch_distributed_all_gather(tensor: torch.Tensor, group=None) -> list[torch.Tensor]:
     """All-gather tensors whose first dimension differs between ranks (pads to the max, works with gloo and nccl)."""
     import torch.distributed as dist
 
     world = dist.get_world_size(group)
     home = tensor.device
-    device = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend(group) == "nccl" else torch.device("cpu")
+    device = gather_device(dist.get_backend(group))
     t = tensor.detach().to(device).contiguous()
     size = torch.tensor([t.shape[0]], dtype=torch.long, device=device)
     sizes = [torch.zeros_like(size) for _ in range(world)]
