@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from gensweep.platform.spec import SpecError, parse_spec
+from gensweep.platform.spec.checks import check_seed_axis
 
 
 def error(spec: dict) -> str:
@@ -51,3 +52,11 @@ def test_the_seed_axis_errors_in_full():
         " in search.seeds")
     assert error({"trainable": {"seed": 3}, "search": {"seeds": [0, 1]}}) == (
         "invalid spec:\n  trainable.seed: fixed, but search.seeds lists the replicate seeds; set one of them")
+
+
+def test_a_family_without_a_seed_setting_cannot_replicate():
+    spec = parse_spec({"name": "t"})  # every registered family has a seed: the check is called with a config without one
+    assert check_seed_axis(spec, {"width": None, "seed": None}) is spec
+    with pytest.raises(ValueError) as info:
+        check_seed_axis(spec, {"width": None, "steps": None})
+    assert str(info.value) == "family: 'gan' has no 'seed' setting to replicate over"
