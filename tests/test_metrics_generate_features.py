@@ -185,3 +185,46 @@ def test_gathers_run_on_the_current_cuda_device_under_nccl_and_on_the_cpu_otherw
     assert gather_device("nccl") == torch.device("cuda", 3)
     assert gather_device("gloo") == torch.device("cpu")
     assert gather_device("mpi") == torch.device("cpu")
+
+
+FID_ONLY = EvalProtocol(backbone="pixels", num_samples=10, batch_size=4, latent_seed=7)  # no logit metric
+
+
+@pytest.mark.parametrize("num_classes", [0, 3])
+def test_without_a_logit_metric_every_rank_sends_features_and_labels_only(num_classes):
+    """A backbone with logits, a protocol that reads none, 4 ranks for 3 batches: every rank (the empty one too)
+    sends (features, label) rows only, so the widths agree as an all_gather of padded tensors needs."""
+    keep = [0, 1] + ([5] if num_classes else [])  # p0, p1, label: no logit columns
+    per_rank = [rows([b for b in FID_ONLY.batches() if b[0] % 4 == r], num_classes)[:, keep] for r in range(4)]
+    for rank in range(4):
+        sent = []
+
+        def gather(mine):
+            sent.append(mine)
+            return per_rank
+
+        got = generate_features(sample, Pixels(), FID_ONLY, rank=rank, world_size=4, all_gather=gather,
+                                num_classes=num_classes)
+        assert sent[0].shape == per_rank[rank].shape and torch.equal(sent[0], per_rank[rank])
+        np.testing.assert_array_equal(got["features"], rows(FID_ONLY.batches(), num_classes)[:, :2].numpy())
+
+
+class Wide(Backbone):
+    """Three float64 features that do not hold the label, (p0, p0 + 1000, -p0), and ten float64 logits p0 + c
+    (no ``num_classes``)."""
+
+    name, feature_dim, has_logits, protocol = "wide", 3, True, "wide-v1"
+
+    def forward(self, images):
+        p0 = images[:, 0, 0, 0].double()
+        return {"features": torch.stack([p0, p0 + 1000, -p0], 1),
+                "logits": p0[:, None] + torch.arange(10, dtype=torch.float64)}
+
+
+def test_labels_are_the_last_column_and_results_are_float32_for_a_float64_backbone():
+    got = generate_features(sample, Wide(), PROTOCOL, num_classes=3)
+    p0 = np.array([700, 701, 702, 703, 800, 801, 802, 803, 900, 901], dtype=np.float32)
+    assert got["labels"].tolist() == [0, 1, 2, 0, 1, 2, 0, 1, 2, 0] and got["labels"].dtype == np.int64
+    np.testing.assert_array_equal(got["features"], np.stack([p0, p0 + 1000, -p0], 1))
+    np.testing.assert_array_equal(got["logits"], p0[:, None] + np.arange(10, dtype=np.float32))  # ten, no label
+    assert got["features"].dtype == got["logits"].dtype == np.float32
