@@ -290,3 +290,48 @@ def test_kid_passes_its_kernel_settings_on():
         want = (kxx.sum() - np.trace(kxx) + kyy.sum() - np.trace(kyy)) / 90 - 2 * kxy.mean()
         got, _ = kid(x, y, subsets=1, subset_size=10, degree=degree, gamma=gamma, coef=coef)
         assert got == pytest.approx(want, rel=1e-10)
+
+
+def test_precision_recall_computes_every_distance_once_in_chunk_blocks(monkeypatch):
+    """The docstring's memory bound: distances in blocks of at most chunk x chunk, each pair of rows once."""
+    from gensweep.platform.metrics import distances
+
+    blocks = []
+    plain = distances._sq_dists
+
+    def counted(a, b, a_sq, b_sq):
+        blocks.append((len(a), len(b)))
+        return plain(a, b, a_sq, b_sq)
+
+    rng = np.random.default_rng(3)
+    real, fake = rng.normal(size=(10, 2)), rng.normal(size=(7, 2))
+    want = precision_recall(real, fake, k=2, chunk=4)
+    monkeypatch.setattr(distances, "_sq_dists", counted)
+    assert precision_recall(real, fake, k=2, chunk=4) == want
+    # k-NN radii of real (3 x 3 blocks) and fake (2 x 2); fake against real (2 x 3) and real against fake (3 x 2)
+    assert len(blocks) == 9 + 4 + 6 + 6 and max(max(b) for b in blocks) == 4
+    assert sum(r * c for r, c in blocks) == 10 * 10 + 7 * 7 + 7 * 10 + 10 * 7
+
+
+def test_trace_sqrt_product_factors_a_nearly_singular_s1_that_plain_cholesky_refuses():
+    """Round-off can make the unpivoted Cholesky fail on a positive definite S1 whose pivoted Cholesky is of full
+    rank (dpstrf info 0): that factor is used, no error.  Such an S1 is found among seeded near-singular 3 x 3
+    matrices with this machine's LAPACK, and tr sqrt(S1 S2) compared with the eigendecomposition route."""
+    from scipy.linalg import lapack
+
+    rng = np.random.default_rng(0)
+    found = None
+    for _ in range(20000):  # about 1 in 2000 qualifies
+        b = rng.normal(size=(3, 2))
+        s1 = b @ b.T
+        s1[2, 2] += 1e-16 * np.abs(s1).max()
+        s1 = (s1 + s1.T) * 0.5  # symmetric, as trace_sqrt_product makes it
+        with contextlib.suppress(np.linalg.LinAlgError):
+            np.linalg.cholesky(s1)
+            continue
+        if lapack.dpstrf(s1, lower=0, tol=-1.0)[3] == 0:
+            found = s1
+            break
+    assert found is not None
+    s2 = np.diag([1.0, 2.0, 3.0])
+    assert trace_sqrt_product(found, s2) == pytest.approx(trace_sqrt_product(found, s2, method="eigh"), rel=1e-6)
