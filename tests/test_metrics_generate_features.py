@@ -17,6 +17,7 @@ from gensweep.platform.metrics import (
     frechet_distance,
     mean_cov,
 )
+from gensweep.platform.metrics.backbones import check_images
 from gensweep.platform.metrics.evaluator import generate_features
 
 # 10 samples in batches of 4: batches (0, 4), (1, 4), (2, 2); "is" reads the logits
@@ -228,3 +229,16 @@ def test_labels_are_the_last_column_and_results_are_float32_for_a_float64_backbo
     np.testing.assert_array_equal(got["features"], np.stack([p0, p0 + 1000, -p0], 1))
     np.testing.assert_array_equal(got["logits"], p0[:, None] + np.arange(10, dtype=np.float32))  # ten, no label
     assert got["features"].dtype == got["logits"].dtype == np.float32
+
+
+class CheckedPixels(Pixels):
+    """Pixels behind the real backbones' input check (float NCHW)."""
+
+    def forward(self, images):
+        return super().forward(check_images(images))
+
+
+def test_a_sampler_without_a_channel_axis_gets_the_backbones_nchw_message():
+    """The resolution check reads the last two axes only, so a 3-d batch reaches the backbone's own check."""
+    with pytest.raises(ValueError, match=r"^images must be NCHW \(4-d\), got shape \(4, 4, 4\)$"):
+        generate_features(lambda c, s: torch.zeros(c, 4, 4), CheckedPixels(), PROTOCOL, ref=_ref())
