@@ -22,12 +22,10 @@ from gensweep.platform.data import (
     load_manifest,
     prepare,
     read_arrays,
-    register_source,
     resolve,
     short_fingerprint,
 )
 from gensweep.platform.data.prepare import record_permutation
-from gensweep.platform.data.sources import SOURCE_KINDS, ArraySource
 from gensweep.platform.data.sources.mnist import mnist_arrays
 from gensweep.platform.data.subset import class_quotas, stratified_indices
 
